@@ -1,0 +1,115 @@
+"""Checkpoints that describe themselves and load without running code.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so
+`torch.load(weights_only=True)` can read it: a file from a stranger cannot execute anything.
+It carries everything needed to rebuild the recognizer (model and feature configs, the
+alphabet) plus what produced it (training config, metrics, data summary, git revision) and,
+for `last.pt`, the full training state for an exact resume.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .alphabet import Alphabet
+from .features import FEATURE_VERSION, FeatureConfig
+from .model import ModelConfig, Recognizer
+
+FORMAT_NAME = "hwr-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable hwr checkpoint; one-line message."""
+
+
+def git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def save(path: str | os.PathLike, model: Recognizer, alphabet: Alphabet, feature_config: FeatureConfig,
+         **extra: Any) -> None:
+    """Write atomically (temp file + rename) so a kill mid-save keeps the previous file."""
+    model = getattr(model, "module", model)  # unwrap DDP
+    state = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "hwr_version": __version__,
+        "feature_version": FEATURE_VERSION,
+        "git_revision": git_revision(),
+        "model_config": model.config.as_dict(),
+        "feature_config": feature_config.as_dict(),
+        "alphabet": alphabet.to_list(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_state(path: str | os.PathLike) -> dict:
+    """The raw checkpoint dict, checked for format and version."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not an hwr checkpoint, or damaged ({first[:120]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path}: a PyTorch file, but not an hwr checkpoint")
+    return migrate(state, path)
+
+
+def migrate(state: dict, path: Path) -> dict:
+    """The one place where older checkpoint formats are upgraded."""
+    version = state.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {version} is newer than this hwr reads "
+                              f"({FORMAT_VERSION}); upgrade hwr")
+    if state.get("feature_version") != FEATURE_VERSION:
+        raise CheckpointError(f"{path}: made with feature version {state.get('feature_version')}, this hwr "
+                              f"computes version {FEATURE_VERSION}; retrain or use a matching hwr")
+    return state
+
+
+def load_model(path: str | os.PathLike) -> tuple[Recognizer, Alphabet, FeatureConfig, dict]:
+    """(model in eval mode on CPU, alphabet, feature config, the whole checkpoint dict)."""
+    state = load_state(path)
+    try:
+        alphabet = Alphabet(state["alphabet"])
+        model_config = ModelConfig(**state["model_config"])
+        feature_config = FeatureConfig(**state["feature_config"])
+        if model_config.num_classes != alphabet.num_classes:
+            raise CheckpointError(f"{path}: output width {model_config.num_classes} does not match "
+                                  f"alphabet size + 1 = {alphabet.num_classes}")
+        model = Recognizer(model_config)
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: checkpoint contents do not fit this hwr ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:120]})") from None
+    model.eval()
+    return model, alphabet, feature_config, state

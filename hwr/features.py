@@ -1,0 +1,178 @@
+"""Stroke features: the one function that turns any ink into the model's input.
+
+Training, evaluation, batch transcription and the live canvas all call `ink_features`, so a
+model sees the same thing everywhere. The pipeline, and why:
+
+1. Normalise: translate to the line's left edge and vertical centre, scale by a robust
+   writing height (the 10-90% spread of y weighted by arc length), so a tablet's resolution,
+   a capital or a descender does not change the scale much.
+2. (training only) augment in that normalised space: random affine, point dropout, jitter.
+3. Resample each stroke along its arc length at `step` writing heights: writing speed and the
+   device's sampling rate vanish, which is what makes mouse input (coarse, odd timing) look
+   like a tablet's. Absolute time is never used.
+4. Per point: (dx, dy, new-stroke flag, y): movement since the previous point (pen-up jumps
+   included), 1 where a stroke starts, and height above the line centre.
+
+Each output point also records the index of the nearest original point (`source_index`) so
+decoded characters map back to strokes (see align.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .ink import Ink, InkError
+
+FEATURE_VERSION = 1
+
+
+@dataclass
+class FeatureConfig:
+    step: float = 0.1          # resampling step, in writing heights
+    use_y: bool = True         # append y relative to the line centre as a 4th feature
+    clip: float = 10.0         # |dx|, |dy|, |y| are clipped to this many writing heights
+
+    def __post_init__(self) -> None:
+        if not 0.005 <= self.step <= 1.0:
+            raise ValueError("step must be within [0.005, 1] writing heights")
+
+    @property
+    def size(self) -> int:
+        return 4 if self.use_y else 3
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AugmentConfig:
+    """Random distortions for training; all amounts are ranges or standard deviations."""
+
+    enabled: bool = True
+    scale: float = 0.15        # x and y scale each in 1 +- scale (independently: aspect changes)
+    shear: float = 0.35        # x += shear * y, shear uniform in +-shear (slant)
+    rotate: float = 0.08       # radians
+    jitter: float = 0.01       # gaussian noise on resampled points, in writing heights
+    dropout: float = 0.1       # fraction of original points dropped (at most)
+    step_jitter: float = 0.15  # resampling step in step * (1 +- step_jitter)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Features:
+    values: np.ndarray        # float32 (T, F)
+    source_index: np.ndarray  # int64 (T,): nearest original point, in Ink.points() order
+    stroke_index: np.ndarray  # int64 (T,)
+
+
+def writing_height(xy: np.ndarray, stroke_lengths: np.ndarray) -> tuple[float, float]:
+    """(height, centre_y): robust scale and vertical centre of the writing.
+
+    The 10th-90th percentile spread of y, weighting each point by the length of ink around
+    it, so a few ascenders, descenders or capitals move it little and long pen strokes count
+    more than dense slow ones. Falls back to the bounding box for tiny or flat inks.
+    """
+    seg = np.linalg.norm(np.diff(xy, axis=0), axis=1)
+    seg[np.cumsum(stroke_lengths)[:-1] - 1] = 0.0  # no ink between strokes
+    w = np.zeros(len(xy))
+    w[:-1] += seg / 2
+    w[1:] += seg / 2
+    y = xy[:, 1]
+    if w.sum() <= 0:
+        w = np.ones(len(xy))
+    order = np.argsort(y)
+    cw = np.cumsum(w[order]) / w.sum()
+    q10, q50, q90 = (y[order][min(np.searchsorted(cw, q), len(y) - 1)] for q in (0.1, 0.5, 0.9))
+    height = q90 - q10
+    extent = float(np.ptp(xy, axis=0).max()) if len(xy) else 0.0
+    if height < 0.05 * extent or height <= 0:
+        # flat writing (a dash, a line of dots) or a single point: use the box, or unit scale
+        height = max(float(np.ptp(y)), 0.25 * extent) if extent > 0 else 1.0
+    return float(height), float(q50)
+
+
+def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: AugmentConfig | None = None,
+                 rng: np.random.Generator | None = None) -> Features:
+    """Features for one ink; with `augment` (and `rng`) the training-time distortions apply."""
+    cfg = config or FeatureConfig()
+    if not ink.strokes or ink.num_points == 0:
+        raise InkError("ink is empty: draw or load some strokes first")
+    pts = ink.points()
+    lengths = ink.stroke_lengths()
+    xy = pts[:, :2].astype(np.float64)
+    if not np.isfinite(xy).all():
+        raise InkError("ink has non-finite coordinates")
+    height, centre = writing_height(xy, lengths)
+    xy = (xy - [xy[:, 0].min(), centre]) / height
+    index = np.arange(len(xy))
+    step = cfg.step
+    if augment is not None and augment.enabled:
+        rng = rng or np.random.default_rng()
+        xy, index, lengths = _drop_points(xy, index, lengths, rng.uniform(0, augment.dropout), rng)
+        xy = _random_affine(xy, augment, rng)
+        step = step * rng.uniform(1 - augment.step_jitter, 1 + augment.step_jitter)
+    rs_xy, rs_src, rs_stroke, first = _resample(xy, lengths, step)
+    if augment is not None and augment.enabled and augment.jitter > 0:
+        rs_xy = rs_xy + rng.normal(0, augment.jitter, rs_xy.shape)
+    d = np.diff(rs_xy, axis=0, prepend=rs_xy[:1])
+    cols = [d[:, 0], d[:, 1], first.astype(np.float64)]
+    if cfg.use_y:
+        cols.append(rs_xy[:, 1])
+    values = np.clip(np.stack(cols, axis=1), -cfg.clip, cfg.clip).astype(np.float32)
+    return Features(values, index[rs_src], rs_stroke)
+
+
+def _resample(xy: np.ndarray, lengths: np.ndarray, step: float):
+    """Resample every stroke at `step` along its arc length (end points kept)."""
+    out_xy, out_src, out_stroke, out_first = [], [], [], []
+    start = 0
+    for k, n in enumerate(lengths):
+        p = xy[start:start + n]
+        seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
+        s = np.concatenate([[0.0], np.cumsum(seg)])
+        total = s[-1]
+        if total < 1e-9:
+            targets = np.zeros(1)
+        else:
+            targets = np.arange(0.0, total, step)
+            if total - targets[-1] > 0.3 * step:
+                targets = np.append(targets, total)
+        keep = np.concatenate([[True], seg > 0])  # np.interp needs increasing s
+        sk = s[keep]
+        rx = np.interp(targets, sk, p[keep, 0])
+        ry = np.interp(targets, sk, p[keep, 1])
+        src = np.clip(np.searchsorted(s, targets), 0, n - 1) + start
+        out_xy.append(np.stack([rx, ry], axis=1))
+        out_src.append(src)
+        out_stroke.append(np.full(len(targets), k))
+        first = np.zeros(len(targets), bool)
+        first[0] = True
+        out_first.append(first)
+        start += n
+    return (np.concatenate(out_xy), np.concatenate(out_src), np.concatenate(out_stroke),
+            np.concatenate(out_first))
+
+
+def _random_affine(xy: np.ndarray, a: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    sx, sy = rng.uniform(1 - a.scale, 1 + a.scale, 2)
+    sh = rng.uniform(-a.shear, a.shear)
+    th = rng.uniform(-a.rotate, a.rotate)
+    c, s = np.cos(th), np.sin(th)
+    m = np.array([[c, -s], [s, c]]) @ np.array([[1.0, sh], [0.0, 1.0]]) @ np.diag([sx, sy])
+    return xy @ m.T
+
+
+def _drop_points(xy, index, lengths, frac, rng):
+    """Drop a random fraction of interior points of each stroke (end points always kept)."""
+    if frac <= 0:
+        return xy, index, lengths
+    keep = rng.random(len(xy)) >= frac
+    ends = np.cumsum(lengths)
+    keep[ends - 1] = True
+    keep[ends - lengths] = True
+    new_lengths = np.add.reduceat(keep.astype(np.int64), ends - lengths)
+    return xy[keep], index[keep], new_lengths

@@ -1,0 +1,84 @@
+"""Importers: read the formats people really have and write an hwr store.
+
+Each format module offers `read(sources, report, **options)`, a generator of `Sample`s that
+counts what it skipped in `report`. `import_to_store` drives one into an all-or-nothing
+`StoreWriter` with a progress bar.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from ..ink import InkError
+from ..store import Sample, StoreWriter
+
+FORMATS = ("iam-ondb", "unipen", "inkml", "json")
+
+
+class ImportError_(ValueError):
+    """An import that cannot go on (missing input, wrong layout); one-line message."""
+
+
+@dataclass
+class Report:
+    """What an importer did: samples written, things skipped and why."""
+
+    imported: int = 0
+    skipped: collections.Counter = field(default_factory=collections.Counter)
+    splits: collections.Counter = field(default_factory=collections.Counter)
+    notes: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] += n
+
+    def lines(self) -> list[str]:
+        out = [f"imported {self.imported:,} samples"]
+        if self.splits:
+            out.append("splits: " + ", ".join(f"{k or '(none)'} {v:,}" for k, v in sorted(self.splits.items())))
+        for reason, n in sorted(self.skipped.items()):
+            out.append(f"skipped {n:,}: {reason}")
+        out.extend(self.notes)
+        return out
+
+
+def reader(fmt: str):
+    if fmt == "iam-ondb":
+        from . import iam_ondb as m
+    elif fmt == "unipen":
+        from . import unipen as m
+    elif fmt == "inkml":
+        from . import inkml as m
+    elif fmt == "json":
+        from . import jsonink as m
+    else:
+        raise ImportError_(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return m.read
+
+
+def import_to_store(fmt: str, sources: Iterable[str | os.PathLike], out: str | os.PathLike,
+                    split: str | None = None, progress: bool = True, **options) -> Report:
+    """Import `sources` in format `fmt` into a new store at `out` (replaced only on success)."""
+    report = Report()
+    samples: Iterator[Sample] = reader(fmt)([os.fspath(s) for s in sources], report, **options)
+
+    def tagged() -> Iterator[Sample]:
+        for s in tqdm(samples, desc=f"import {fmt}", unit=" samples", disable=not progress,
+                      mininterval=1.0, delay=1.0):
+            try:
+                s.ink.validate()
+            except InkError as e:
+                report.skip(f"invalid ink ({str(e).split(':')[0]})")
+                continue
+            if split is not None and not s.split:
+                s.split = split
+            report.splits[s.split] += 1
+            yield s
+
+    with StoreWriter(out, mode="w", created_by=f"hwr data import {fmt}") as w:
+        report.imported = w.add(tagged())
+    return report

@@ -1,0 +1,163 @@
+"""IAM On-Line Handwriting Database (IAM-OnDB) importer.
+
+Reads the official download as it comes: the tarballs `lineStrokes-all.tar.gz` and
+`ascii-all.tar.gz` (streamed, never unpacked), or the unpacked `lineStrokes/` and `ascii/`
+folders, or a folder holding either. A line's label is the k-th non-empty line after `CSR:`
+in its form's ascii file. `splits_dir` holds the IAM-OnDB-t1 lists (trainset.txt, ...); form
+ids are matched exactly, never by prefix (h01-030 and h01-030z are different forms).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from defusedxml import ElementTree as SafeET
+from defusedxml.common import DefusedXmlException
+
+from ..ink import Ink, InkError, Stroke
+from ..store import Sample
+from . import ImportError_, Report
+
+LINE_ID = re.compile(r"^([a-z]\d\d-\d\d\d[a-z]?)-(\d\d)$")
+NO_TRANSCRIPTION = "please enter transcription here"
+
+
+def read(sources: list[str], report: Report, splits_dir: str | None = None, **_) -> Iterator[Sample]:
+    strokes_src, ascii_src = _locate(sources)
+    labels = _read_ascii(ascii_src)
+    split_of = _read_splits(splits_dir) if splits_dir else {}
+    if splits_dir:
+        report.notes.append(f"splits from {splits_dir}: " + ", ".join(sorted(set(split_of.values()))))
+    jobs = _iter_files(strokes_src, "lineStrokes", ".xml")
+    repaired = placeholders = 0
+    with multiprocessing.get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
+        for name, ink_or_error in pool.imap(_parse_job, jobs, chunksize=32):
+            line_id = Path(name).stem
+            m = LINE_ID.match(line_id)
+            if not m:
+                report.skip("file name is not an IAM-OnDB line id")
+                continue
+            form, k = m.group(1), int(m.group(2))
+            text = labels.get(form, {}).get(k)
+            if text is None:
+                report.skip("no usable transcription (no CSR line for it)")
+                continue
+            if text.strip().lower() == NO_TRANSCRIPTION:
+                placeholders += 1  # kept, as the data's own rule defines the label; in no split
+            if isinstance(ink_or_error, str):
+                report.skip(f"unreadable stroke XML ({ink_or_error})")
+                continue
+            ink = ink_or_error
+            try:
+                ink.validate()
+            except InkError:
+                # IAM-OnDB's clock glitches inside a few strokes while the point order is right
+                ink.repair_time("clamp")
+                repaired += 1
+            ink.text = text
+            split = split_of.get(form, "")
+            yield Sample(ink, id=line_id, writer="", split=split, source="iam-ondb")
+    if placeholders:
+        report.notes.append(f"{placeholders} lines are labelled with the CSR placeholder "
+                            f"'Please Enter Transcription here' (kept; they are in no split)")
+    if repaired:
+        report.notes.append(f"clamped backwards timestamps in {repaired} lines (point order kept)")
+
+
+def _parse_job(job: tuple[str, bytes]) -> tuple[str, Ink | str]:
+    name, data = job
+    try:
+        return name, parse_line_xml(data)
+    except (ValueError, SafeET.ParseError, DefusedXmlException) as e:
+        return name, type(e).__name__
+
+
+def parse_line_xml(data: bytes) -> Ink:
+    """One IAM-OnDB line XML (StrokeSet/Stroke/Point@x,y,time in seconds) -> Ink (t in ms)."""
+    root = SafeET.fromstring(data)
+    strokes = []
+    for st in root.iter("Stroke"):
+        pts = [(float(p.get("x")), float(p.get("y")), float(p.get("time")) * 1000.0)
+               for p in st.iter("Point")]
+        if pts:
+            arr = np.full((len(pts), 4), np.nan)
+            arr[:, :3] = pts
+            strokes.append(Stroke(arr, "pen"))
+    if not strokes:
+        raise ValueError("no strokes")
+    return Ink(strokes)
+
+
+def _locate(sources: list[str]) -> tuple[str, str]:
+    """Find the lineStrokes and ascii sources (tarball or folder) among `sources`."""
+    strokes = ascii_ = None
+    candidates: list[Path] = []
+    for s in sources:
+        p = Path(s)
+        if not p.exists():
+            raise ImportError_(f"{s}: no such file or folder")
+        candidates.append(p)
+        if p.is_dir():
+            candidates.extend(sorted(p.iterdir()))
+    for p in candidates:
+        name = p.name
+        if strokes is None and name.startswith("lineStrokes"):
+            strokes = p
+        elif ascii_ is None and name.startswith("ascii"):
+            ascii_ = p
+    if strokes is None or ascii_ is None:
+        raise ImportError_("IAM-OnDB needs both lineStrokes (lineStrokes-all.tar.gz or lineStrokes/) and "
+                           "ascii (ascii-all.tar.gz or ascii/); pass them or the folder holding them")
+    return os.fspath(strokes), os.fspath(ascii_)
+
+
+def _iter_files(src: str, top: str, suffix: str) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of every `suffix` file in a tarball or folder tree."""
+    if os.path.isdir(src):
+        for root, _, files in os.walk(src):
+            for f in sorted(files):
+                if f.endswith(suffix):
+                    with open(os.path.join(root, f), "rb") as fh:
+                        yield f, fh.read()
+        return
+    try:
+        with tarfile.open(src, "r:*") as tar:
+            for member in tar:
+                if member.isfile() and member.name.endswith(suffix):
+                    yield member.name, tar.extractfile(member).read()
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise ImportError_(f"{src}: unreadable archive ({e}); download it again") from None
+
+
+def _read_ascii(src: str) -> dict[str, dict[int, str]]:
+    """form id -> {line number (1-based): CSR text}."""
+    out: dict[str, dict[int, str]] = {}
+    for name, data in _iter_files(src, "ascii", ".txt"):
+        text = data.decode("latin-1")
+        if "CSR:" not in text:
+            continue
+        csr = [ln.strip() for ln in text.split("CSR:", 1)[1].splitlines()]
+        csr = [ln for ln in csr if ln]
+        out[Path(name).stem] = {k + 1: ln for k, ln in enumerate(csr)}
+    return out
+
+
+def _read_splits(splits_dir: str) -> dict[str, str]:
+    """form id -> split name (the list file's stem), matching ids exactly."""
+    d = Path(splits_dir)
+    files = sorted(d.glob("*.txt"))
+    if not files:
+        raise ImportError_(f"{splits_dir}: no split lists (*.txt) found")
+    out: dict[str, str] = {}
+    for f in files:
+        for ln in f.read_text(encoding="latin-1").splitlines():
+            form = ln.strip()
+            if form:
+                out[form] = f.stem
+    return out

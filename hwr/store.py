@@ -1,0 +1,306 @@
+"""The HDF5 ink store: one file, one dataset of labelled inks, in CSR form.
+
+Layout (documented for plain-h5py readers in datasets/FORMAT.md):
+
+    points          float32 (N, 4)   x, y, t (ms since the sample's first point), pressure; NaN = absent
+    stroke_offsets  int64  (S + 1,)  points of stroke s are points[stroke_offsets[s]:stroke_offsets[s+1]]
+    stroke_pointer  uint8  (S,)      index into POINTER_TYPES ("", pen, mouse, touch)
+    sample_offsets  int64  (M + 1,)  strokes of sample i are sample_offsets[i]:sample_offsets[i+1]
+    t0              float64 (M,)     absolute time of the sample's first point (ms), NaN if untimed
+    text, id, writer, split, source  UTF-8 strings (M,)
+
+Why CSR: millions of samples stay a handful of datasets, random access is two offset lookups
+and one slice, and appending is a resize. Writes never touch the live file: a writer works on
+a temporary copy that is renamed over the original only once it is complete and flushed, so
+an interrupted import or append (even kill -9) leaves the previous file exactly as it was.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .ink import CHANNELS, POINTER_TYPES, Ink, Stroke
+
+FORMAT_NAME = "hwr-ink-store"
+FORMAT_VERSION = 1
+STRING_FIELDS = ("text", "id", "writer", "split", "source")
+POINT_CHUNK = 16384  # rows per chunk: small enough that one random read decompresses little
+_STR = h5py.string_dtype("utf-8")
+
+
+class StoreError(ValueError):
+    """A store file that cannot be used; the message says why in one line."""
+
+
+@dataclass
+class Sample:
+    """An ink with the metadata the store keeps beside it."""
+
+    ink: Ink
+    id: str = ""
+    writer: str = ""
+    split: str = ""
+    source: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.ink.text or ""
+
+
+@dataclass
+class Summary:
+    samples: int = 0
+    strokes: int = 0
+    points: int = 0
+    characters: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+    characters_per_split: dict[str, int] = field(default_factory=dict)
+    charset: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Store:
+    """Read access to a store file. Open with `Store(path)`; use as a context manager.
+
+    `len(store)`, `store[i]` (a `Sample`, O(1)), iteration, `store.indices(split)`,
+    `store.summary()`. Strings and offsets are loaded once on open (small); points are read
+    lazily through HDF5's chunk cache, sized by `cache_mb`.
+    """
+
+    def __init__(self, path: str | os.PathLike, cache_mb: int = 256):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no such file")
+        try:
+            self._f = h5py.File(self.path, "r", rdcc_nbytes=cache_mb << 20, rdcc_nslots=100003)
+        except OSError as e:
+            raise StoreError(f"{self.path}: not a readable HDF5 file ({str(e).splitlines()[0]}); "
+                             "re-create it with `hwr data import`") from None
+        try:
+            self._check_header()
+            f = self._f
+            self.stroke_offsets = f["stroke_offsets"][:]
+            self.sample_offsets = f["sample_offsets"][:]
+            self.stroke_pointer = f["stroke_pointer"][:]
+            self.t0 = f["t0"][:]
+            self.meta = {k: [s.decode("utf-8") for s in f[k][:]] for k in STRING_FIELDS}
+            self._points = f["points"]
+            n = len(self.t0)
+            if len(self.sample_offsets) != n + 1 or any(len(v) != n for v in self.meta.values()):
+                raise StoreError(f"{self.path}: inconsistent lengths between datasets; the file is damaged")
+        except StoreError:
+            self._f.close()
+            raise
+        except (OSError, KeyError, ValueError) as e:
+            self._f.close()
+            raise StoreError(f"{self.path}: damaged or truncated store ({str(e).splitlines()[0]})") from None
+
+    def _check_header(self) -> None:
+        a = self._f.attrs
+        if a.get("format") != FORMAT_NAME:
+            raise StoreError(f"{self.path}: an HDF5 file, but not an hwr ink store")
+        version = int(a.get("format_version", -1))
+        if version > FORMAT_VERSION:
+            raise StoreError(f"{self.path}: store format version {version} is newer than this hwr "
+                             f"understands ({FORMAT_VERSION}); upgrade hwr")
+        if version < 1:
+            raise StoreError(f"{self.path}: store format version {version} is not supported")
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return len(self.t0)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._f.id.valid:
+            self._f.close()
+
+    @property
+    def attrs(self) -> dict:
+        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self._f.attrs.items()}
+
+    def ink(self, i: int) -> Ink:
+        """The ink of sample i, with absolute time restored."""
+        s0, s1 = self.sample_offsets[i], self.sample_offsets[i + 1]
+        offs = self.stroke_offsets[s0:s1 + 1]
+        pts = self._points[offs[0]:offs[-1]].astype(np.float64)
+        if not np.isnan(self.t0[i]):
+            pts[:, 2] += self.t0[i]
+        lengths = np.diff(offs)
+        types = [POINTER_TYPES[c] for c in self.stroke_pointer[s0:s1]]
+        return Ink.from_arrays(pts, lengths, self.meta["text"][i], types)
+
+    def __getitem__(self, i: int) -> Sample:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sample {i} out of range (store has {len(self)})")
+        i = i % len(self)
+        m = self.meta
+        return Sample(self.ink(i), m["id"][i], m["writer"][i], m["split"][i], m["source"][i])
+
+    def __iter__(self) -> Iterator[Sample]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def splits(self) -> dict[str, int]:
+        return dict(sorted(collections.Counter(self.meta["split"]).items()))
+
+    def indices(self, split: str | None = None) -> np.ndarray:
+        """Indices of the samples in `split` (all samples when None)."""
+        if split is None:
+            return np.arange(len(self))
+        return np.array([i for i, s in enumerate(self.meta["split"]) if s == split], dtype=np.int64)
+
+    def summary(self) -> Summary:
+        s = Summary(samples=len(self), strokes=int(self.sample_offsets[-1]),
+                    points=int(self.stroke_offsets[-1]) if len(self.stroke_offsets) else 0)
+        chars: collections.Counter = collections.Counter()
+        for text, split in zip(self.meta["text"], self.meta["split"]):
+            s.splits[split] = s.splits.get(split, 0) + 1
+            s.characters_per_split[split] = s.characters_per_split.get(split, 0) + len(text)
+            chars.update(text)
+        s.characters = sum(chars.values())
+        s.charset = dict(chars.most_common())
+        s.splits = dict(sorted(s.splits.items()))
+        return s
+
+
+class StoreWriter:
+    """All-or-nothing writer: `with StoreWriter(path) as w: w.add(samples)`.
+
+    mode "w" starts an empty store; mode "a" starts from a copy of the existing one. Either
+    way the work happens in a temporary file beside `path`, renamed into place on a clean
+    exit; an exception or a kill leaves `path` untouched (and removes the temporary file
+    when Python still can).
+    """
+
+    def __init__(self, path: str | os.PathLike, mode: str = "w", created_by: str = "hwr"):
+        if mode not in ("w", "a"):
+            raise ValueError("mode must be 'w' or 'a'")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        if mode == "a" and self.path.exists():
+            Store(self.path).close()  # refuse to append to something that is not a store
+            shutil.copyfile(self.path, self.tmp)
+            self._f = h5py.File(self.tmp, "a")
+        else:
+            self._f = h5py.File(self.tmp, "w")
+            self._init_layout(created_by)
+        self.added = 0
+
+    def _init_layout(self, created_by: str) -> None:
+        f = self._f
+        f.attrs.update(format=FORMAT_NAME, format_version=FORMAT_VERSION, channels=list(CHANNELS),
+                       pointer_types=list(POINTER_TYPES), created_by=created_by, hwr_version=__version__)
+        f.create_dataset("points", shape=(0, 4), maxshape=(None, 4), dtype="float32",
+                         chunks=(POINT_CHUNK, 4), compression="lzf", shuffle=True)
+        f.create_dataset("stroke_offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(65536,))
+        f.create_dataset("stroke_pointer", shape=(0,), maxshape=(None,), dtype="uint8", chunks=(65536,))
+        f.create_dataset("sample_offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(65536,))
+        f.create_dataset("t0", shape=(0,), maxshape=(None,), dtype="float64", chunks=(65536,))
+        for k in STRING_FIELDS:
+            f.create_dataset(k, shape=(0,), maxshape=(None,), dtype=_STR, chunks=(4096,))
+
+    def add(self, samples: Iterable[Sample], batch: int = 2048) -> int:
+        """Append samples (validated first); returns how many were added."""
+        buf: list[Sample] = []
+        n = 0
+        for s in samples:
+            buf.append(s)
+            if len(buf) >= batch:
+                n += self._flush(buf)
+                buf = []
+        if buf:
+            n += self._flush(buf)
+        return n
+
+    def _flush(self, samples: list[Sample]) -> int:
+        f = self._f
+        pts, stroke_lens, pointer, n_strokes, t0 = [], [], [], [], []
+        for s in samples:
+            s.ink.validate()
+            p = s.ink.points()
+            start = p[0, 2]
+            t0.append(start)
+            if not np.isnan(start):
+                p = p.copy()
+                p[:, 2] -= start
+            pts.append(p.astype(np.float32))
+            stroke_lens.extend(len(st) for st in s.ink.strokes)
+            pointer.extend(POINTER_TYPES.index(st.pointer_type) for st in s.ink.strokes)
+            n_strokes.append(len(s.ink.strokes))
+        new_pts = np.concatenate(pts)
+        _extend(f["points"], new_pts)
+        so = f["stroke_offsets"]
+        _extend(so, so[-1] + np.cumsum(stroke_lens))
+        _extend(f["stroke_pointer"], np.array(pointer, np.uint8))
+        sa = f["sample_offsets"]
+        _extend(sa, sa[-1] + np.cumsum(n_strokes))
+        _extend(f["t0"], np.array(t0, np.float64))
+        for k in STRING_FIELDS:
+            vals = [s.text if k == "text" else getattr(s, k) for s in samples]
+            _extend(f[k], np.array(vals, dtype=object))
+        self.added += len(samples)
+        return len(samples)
+
+    def commit(self) -> None:
+        self._f.flush()
+        self._f.close()
+        with open(self.tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp made it private; give it ordinary permissions
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if self._f.id.valid:
+            self._f.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, exc_type, *rest) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def _extend(ds: h5py.Dataset, values: np.ndarray) -> None:
+    n = ds.shape[0]
+    ds.resize(n + len(values), axis=0)
+    ds[n:] = values
+
+
+def append_samples(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
+    """Append to `path` (created if missing) all-or-nothing; returns the new sample count."""
+    with StoreWriter(path, mode="a") as w:
+        w.add(samples)
+    with Store(path) as s:
+        return len(s)
+
+
+def stroke(points, pointer_type: str = "") -> Stroke:
+    """Shorthand used by importers and tests."""
+    return Stroke(np.asarray(points, dtype=np.float64), pointer_type)

@@ -1,0 +1,407 @@
+"""Training: a plain CTC loop you can read top to bottom.
+
+    hwr train --data iam.h5 --out runs/base --epochs 60
+    hwr train --resume runs/base --epochs 80          # continue exactly where it stopped
+    torchrun --nproc_per_node=2 -m hwr.cli train ...  # DistributedDataParallel
+
+What a run directory holds: `config.json` (everything that decided the run), `metrics.jsonl`
+(one row per log interval and per epoch), `last.pt` (full training state, written every
+`checkpoint_minutes` and at each epoch end) and `best.pt` (lowest validation CER).
+
+Exact resume: batches come from (seed, epoch), augmentation from (seed, epoch, sample), the
+learning rate from the step count, and `last.pt` stores model, optimizer, scaler, epoch,
+position inside the epoch and torch's RNG state, so stop + resume == never stopped.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from . import checkpoint
+from .alphabet import Alphabet
+from .data import (Item, batch_features, collate, ctc_min_frames, load_split, make_batches, make_items,
+                   resolve_split)
+from .decode import greedy
+from .features import AugmentConfig, FeatureConfig
+from .metrics import char_edits
+from .model import ModelConfig, Recognizer
+
+
+@dataclass
+class TrainConfig:
+    data: list[str] = field(default_factory=list)
+    train_split: str | None = None   # default: trainset, else train, else everything
+    val_split: str | None = None     # default: testset_v, else val
+    extra_train_splits: list[str] = field(default_factory=list)  # e.g. testset_t
+    epochs: int = 60
+    max_minutes: float | None = None
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 300
+    lr_decay: float = 0.96           # per epoch, after warm-up (independent of total epochs)
+    min_lr_ratio: float = 0.03
+    clip_grad: float = 5.0
+    patience: int = 15               # epochs without a better validation CER before stopping
+    checkpoint_minutes: float = 5.0
+    log_every: int = 50              # steps
+    seed: int = 1
+    device: str = "auto"
+    amp: bool = True                 # mixed precision on CUDA
+    short_first_epochs: int = 1      # curriculum: the first epochs go short lines first
+    init_from: str | None = None
+    freeze_layers: int = 0           # with init_from: freeze the convolution and this many RNN layers
+    max_val_samples: int | None = None
+    threads: int | None = None
+    model: dict = field(default_factory=dict)
+    features: dict = field(default_factory=dict)
+    augment: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
+            raise ValueError("batch_size and epochs must be >= 1 and lr > 0")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError("device must be auto, cpu or cuda")
+
+
+class Distributed:
+    """Rank/world from torchrun's environment; a no-op when run as one process."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, *values: float) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64)
+        if self.world > 1:
+            dist.all_reduce(t)
+        return t.tolist()
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        name = f"cuda:{os.environ['LOCAL_RANK']}"
+    return torch.device(name)
+
+
+def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then exponential decay per epoch down to a floor."""
+    warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+    decay = max(cfg.lr_decay ** (step / max(steps_per_epoch, 1)), cfg.min_lr_ratio)
+    return cfg.lr * warm * decay
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out: str | os.PathLike, resume_state: dict | None = None,
+                 progress: bool = True):
+        self.cfg = cfg
+        self.out = Path(out)
+        self.device = pick_device(cfg.device)
+        self.dist = Distributed(self.device)
+        self.progress = progress and self.dist.main
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.fcfg = FeatureConfig(**cfg.features)
+        self.acfg = AugmentConfig(**cfg.augment)
+        self._load_data(resume_state)
+        self._build_model(resume_state)
+
+    # ------------------------------------------------------------------ setup
+    def log(self, msg: str) -> None:
+        if self.dist.main:
+            tqdm.write(msg, file=sys.stderr)
+
+    def _load_data(self, resume_state: dict | None) -> None:
+        cfg = self.cfg
+        if not cfg.data:
+            raise ValueError("no training data: pass --data FILE.h5")
+        train_split = resolve_split(cfg.data, cfg.train_split, ["trainset", "train"])
+        val_split = resolve_split(cfg.data, cfg.val_split, ["testset_v", "val", "valid", "validation"])
+        rows = load_split(cfg.data, train_split)
+        for extra in cfg.extra_train_splits:
+            rows += load_split(cfg.data, extra)
+        val_rows = load_split(cfg.data, val_split) if val_split else []
+        if train_split is None and val_split is not None:
+            rows = [r for r in rows if r[0] not in {v[0] for v in val_rows}]
+        if not rows:
+            raise ValueError(f"split {train_split!r} has no samples")
+        if resume_state is not None:
+            self.alphabet = Alphabet(resume_state["alphabet"])
+        elif cfg.init_from:
+            old = Alphabet(checkpoint.load_state(cfg.init_from)["alphabet"])
+            new = Alphabet.from_texts(r[2] for r in rows)
+            self.alphabet = Alphabet(old.chars + [c for c in new.chars if c not in old.index])
+        else:
+            self.alphabet = Alphabet.from_texts(r[2] for r in rows)
+        unknown: collections.Counter = collections.Counter()
+        self.train_items = make_items(rows, self.alphabet, self.fcfg, unknown)
+        val_unknown: collections.Counter = collections.Counter()
+        self.val_items = make_items(val_rows, self.alphabet, self.fcfg, val_unknown)
+        if cfg.max_val_samples:
+            self.val_items = self.val_items[:cfg.max_val_samples]
+        if unknown:
+            self.log(f"skipped training samples with characters outside the alphabet: {dict(unknown)}")
+        if val_unknown:
+            self.log(f"validation samples skipped for unknown characters: {dict(val_unknown)}")
+        self.data_summary = {"train_split": train_split, "val_split": val_split,
+                             "train_samples": len(self.train_items), "val_samples": len(self.val_items),
+                             "files": [os.fspath(p) for p in cfg.data],
+                             "unknown_characters": dict(unknown)}
+        self.log(f"data: {len(self.train_items)} training lines ({train_split or 'all'}), "
+                 f"{len(self.val_items)} validation lines ({val_split}), alphabet of {len(self.alphabet)}")
+
+    def _build_model(self, resume_state: dict | None) -> None:
+        cfg = self.cfg
+        mcfg = ModelConfig(**{**cfg.model, "input_size": self.fcfg.size,
+                              "num_classes": self.alphabet.num_classes})
+        self.model = Recognizer(mcfg)
+        if resume_state is not None:
+            self.model.load_state_dict(resume_state["model"])
+        elif cfg.init_from:
+            self._init_from(cfg.init_from)
+        self._check_feasibility()
+        self.model.to(self.device)
+        if self.dist.world > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        else:
+            self.ddp = self.model
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+        self.ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
+        self.log(f"model: {mcfg.layers}x Bi{mcfg.rnn.upper()}({mcfg.hidden}), "
+                 f"{self.model.num_parameters():,} parameters, device {self.device}"
+                 + (f", {self.dist.world} processes" if self.dist.world > 1 else "")
+                 + (f", amp {self.amp_dtype}" if self.use_amp else ""))
+
+    def _init_from(self, path: str) -> None:
+        """Transfer learning: copy matching weights; rows for new characters keep their fresh init."""
+        old_model, old_alpha, _, _ = checkpoint.load_model(path)
+        own = self.model.state_dict()
+        for k, v in old_model.state_dict().items():
+            if k.startswith("head."):
+                own[k][:v.shape[0]] = v  # old characters keep their rows (new ones are appended)
+            elif k in own and own[k].shape == v.shape:
+                own[k] = v
+        self.model.load_state_dict(own)
+        if self.cfg.freeze_layers:
+            frozen = list(self.model.conv.parameters()) if self.model.conv is not None else []
+            for name, p in self.model.rnn.named_parameters():
+                if int(name.split("_l")[1].split("_")[0]) < self.cfg.freeze_layers:
+                    frozen.append(p)
+            for p in frozen:
+                p.requires_grad_(False)
+        self.log(f"initialised from {path} (alphabet {len(old_alpha)} -> {len(self.alphabet)})")
+
+    def _check_feasibility(self) -> None:
+        """Report (and leave out) lines whose label cannot fit the frames the model emits."""
+        lengths = torch.tensor([it.length for it in self.train_items])
+        frames = self.model.output_lengths(lengths).tolist()
+        ok = [it for it, f in zip(self.train_items, frames) if ctc_min_frames(it.labels) <= f]
+        bad = len(self.train_items) - len(ok)
+        if bad:
+            self.log(f"CTC feasibility: {bad} training lines have labels longer than their frames; "
+                     "left out (use a smaller --features step or conv stride to keep them)")
+        self.data_summary["infeasible"] = bad
+        self.train_items = ok
+
+    # ------------------------------------------------------------------ loop
+    def state(self, epoch: int, batch_in_epoch: int, step: int, best: float, bad_epochs: int,
+              history: list) -> dict:
+        return {"optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict(),
+                "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step,
+                "best_cer": best, "bad_epochs": bad_epochs, "history": history,
+                "rng_torch": torch.get_rng_state(),
+                "train_config": asdict(self.cfg), "data_summary": self.data_summary}
+
+    def save(self, name: str, **st) -> None:
+        if self.dist.main:
+            checkpoint.save(self.out / name, self.model, self.alphabet, self.fcfg, **st)
+
+    def batches_for(self, epoch: int) -> list[np.ndarray]:
+        lengths = np.array([it.length for it in self.train_items], dtype=np.float64)
+        rng = np.random.default_rng([self.cfg.seed, epoch, 7])
+        batches = make_batches(lengths, self.cfg.batch_size, rng)
+        if epoch < self.cfg.short_first_epochs:  # short lines first: leaves CTC's plateau sooner
+            batches.sort(key=lambda b: lengths[b].max())
+        n = len(batches) // self.dist.world * self.dist.world
+        return batches[self.dist.rank:n:self.dist.world]
+
+    def train_step(self, items: list[Item], index: np.ndarray, epoch: int, step: int, steps_per_epoch: int):
+        feats = batch_features(items, self.fcfg, self.acfg, self.cfg.seed, epoch, index)
+        x, lengths, targets, target_lengths = collate(feats, [it.labels for it in items])
+        nb = self.device.type == "cuda"
+        x = x.to(self.device, non_blocking=nb)
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(step, steps_per_epoch, self.cfg)
+        self.ddp.train()
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            log_probs, out_lengths = self.ddp(x, lengths.to(self.device, non_blocking=nb))
+        loss = self.ctc(log_probs.float(), targets.to(self.device), out_lengths, target_lengths.to(self.device))
+        loss = loss / len(items)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return loss.item(), float(norm), int(lengths.sum())
+
+    @torch.no_grad()
+    def validate(self) -> tuple[float, float]:
+        """(greedy CER, mean CTC loss) on this rank's share of the validation lines, summed over ranks."""
+        self.model.eval()
+        items = self.val_items[self.dist.rank::self.dist.world]
+        edits = chars = loss_sum = 0.0
+        order = sorted(range(len(items)), key=lambda i: items[i].length)
+        for s in range(0, len(order), 64):
+            batch = [items[i] for i in order[s:s + 64]]
+            feats = batch_features(batch, self.fcfg, None, 0, 0, range(len(batch)))
+            x, lengths, targets, target_lengths = collate(feats, [it.labels for it in batch])
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+                log_probs, out_lengths = self.model(x.to(self.device), lengths.to(self.device))
+            loss_sum += float(self.ctc(log_probs.float(), targets.to(self.device), out_lengths,
+                                       target_lengths.to(self.device)))
+            for it, hyps in zip(batch, greedy(log_probs, out_lengths, self.alphabet)):
+                edits += char_edits(it.text, hyps[0].text)
+                chars += len(it.text)
+        edits, chars, loss_sum, n = self.dist.all_sum(edits, chars, loss_sum, len(items))
+        return edits / max(chars, 1), loss_sum / max(n, 1)
+
+    def run(self, resume_state: dict | None = None) -> dict:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        epoch, start_batch, step, best, bad_epochs, history = 0, 0, 0, math.inf, 0, []
+        if resume_state is not None:
+            self.opt.load_state_dict(resume_state["optimizer"])
+            self.scaler.load_state_dict(resume_state["scaler"])
+            epoch, start_batch, step = resume_state["epoch"], resume_state["batch_in_epoch"], resume_state["step"]
+            best, bad_epochs = resume_state["best_cer"], resume_state["bad_epochs"]
+            history = list(resume_state.get("history", []))
+            torch.set_rng_state(resume_state["rng_torch"])
+            self.log(f"resuming at epoch {epoch + 1}, batch {start_batch}, step {step}")
+        if self.dist.main:
+            (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        metrics = open(self.out / "metrics.jsonl", "a") if self.dist.main else None
+        t_start = time.time()
+        last_ckpt = time.time()
+        stop_reason = "epochs"
+        steps_per_epoch = len(self.batches_for(0))
+        while epoch < cfg.epochs:
+            batches = self.batches_for(epoch)
+            bar = tqdm(total=len(batches), initial=start_batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       disable=not self.progress, unit="batch", dynamic_ncols=True, leave=False)
+            win_loss, win_norm, win_lines, win_frames, win_t = 0.0, 0.0, 0, 0, time.time()
+            for bi in range(start_batch, len(batches)):
+                idx = batches[bi]
+                items = [self.train_items[i] for i in idx]
+                loss, norm, frames = self.train_step(items, idx, epoch, step, steps_per_epoch)
+                step += 1
+                win_loss += loss
+                win_norm += norm
+                win_lines += len(items) * self.dist.world
+                win_frames += frames * self.dist.world
+                bar.update(1)
+                if step % cfg.log_every == 0:
+                    dt = time.time() - win_t
+                    row = {"kind": "train", "epoch": epoch + 1, "step": step, "loss": win_loss / cfg.log_every,
+                           "grad_norm": win_norm / cfg.log_every, "lr": lr_at(step, steps_per_epoch, cfg),
+                           "lines_per_s": win_lines / dt, "frames_per_s": win_frames / dt,
+                           "elapsed_min": (time.time() - t_start) / 60}
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", gnorm=f"{row['grad_norm']:.2f}",
+                                    lps=f"{row['lines_per_s']:.0f}")
+                    if metrics:
+                        metrics.write(json.dumps(row) + "\n")
+                        metrics.flush()
+                    win_loss = win_norm = 0.0
+                    win_lines = win_frames = 0
+                    win_t = time.time()
+                if time.time() - last_ckpt > cfg.checkpoint_minutes * 60 and bi + 1 < len(batches):
+                    self.save("last.pt", **self.state(epoch, bi + 1, step, best, bad_epochs, history))
+                    last_ckpt = time.time()
+                if cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60:
+                    stop_reason = "max_minutes"
+                    self.save("last.pt", **self.state(epoch, bi + 1, step, best, bad_epochs, history))
+                    break
+            bar.close()
+            if stop_reason == "max_minutes":
+                break
+            epoch += 1
+            start_batch = 0
+            val_cer, val_loss = self.validate() if self.val_items else (math.nan, math.nan)
+            improved = val_cer < best
+            if improved:
+                best, bad_epochs = val_cer, 0
+            else:
+                bad_epochs += 1
+            row = {"kind": "epoch", "epoch": epoch, "step": step, "val_cer": val_cer, "val_loss": val_loss,
+                   "best_cer": best, "elapsed_min": (time.time() - t_start) / 60,
+                   "lr": lr_at(step, steps_per_epoch, cfg)}
+            history.append(row)
+            if metrics:
+                metrics.write(json.dumps(row) + "\n")
+                metrics.flush()
+            self.log(f"epoch {epoch}: validation CER {val_cer:.2%} (best {best:.2%}), loss {val_loss:.3f}, "
+                     f"{row['elapsed_min']:.1f} min")
+            st = self.state(epoch, 0, step, best, bad_epochs, history)
+            if improved:
+                self.save("best.pt", metrics={"val_cer": val_cer, "epoch": epoch}, **st)
+            self.save("last.pt", **st)
+            last_ckpt = time.time()
+            if bad_epochs >= cfg.patience:
+                stop_reason = "early_stopping"
+                self.log(f"early stopping: no better validation CER for {cfg.patience} epochs")
+                break
+        if metrics:
+            metrics.close()
+        if self.dist.world > 1:
+            dist.barrier()
+        return {"best_val_cer": best, "epochs": epoch, "steps": step, "stopped": stop_reason}
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike, progress: bool = True) -> dict:
+    """Train a new run in `out` (an existing last.pt there is refused: use resume)."""
+    if (Path(out) / "last.pt").exists():
+        raise FileExistsError(f"{out} already holds a run; continue it with `hwr train --resume {out}` "
+                              "or choose another --out")
+    return Trainer(cfg, out, progress=progress).run()
+
+
+def resume(out: str | os.PathLike, epochs: int | None = None, max_minutes: float | None = None,
+           progress: bool = True, **overrides) -> dict:
+    """Continue the run in `out` from last.pt; `epochs` is the new total."""
+    state = checkpoint.load_state(Path(out) / "last.pt")
+    saved = dict(state["train_config"])
+    if epochs is not None:
+        saved["epochs"] = epochs
+    saved["max_minutes"] = max_minutes
+    saved.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = TrainConfig(**saved)
+    return Trainer(cfg, out, resume_state=state, progress=progress).run(resume_state=state)
