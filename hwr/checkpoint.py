@@ -21,7 +21,7 @@ import torch
 from . import __version__
 from .alphabet import Alphabet
 from .features import FEATURE_VERSION, FeatureConfig
-from .model import ModelConfig, Recognizer
+from .model import ModelConfig, Network
 
 FORMAT_NAME = "hwr-checkpoint"
 FORMAT_VERSION = 1
@@ -39,7 +39,7 @@ def git_revision() -> str:
         return ""
 
 
-def save(path: str | os.PathLike, model: Recognizer, alphabet: Alphabet, feature_config: FeatureConfig,
+def save(path: str | os.PathLike, model: Network, alphabet: Alphabet, feature_config: FeatureConfig,
          **extra: Any) -> None:
     """Write atomically (temp file + rename) so a kill mid-save keeps the previous file."""
     model = getattr(model, "module", model)  # unwrap DDP
@@ -94,7 +94,7 @@ def migrate(state: dict, path: Path) -> dict:
     return state
 
 
-def load_model(path: str | os.PathLike) -> tuple[Recognizer, Alphabet, FeatureConfig, dict]:
+def load_model(path: str | os.PathLike) -> tuple[Network, Alphabet, FeatureConfig, dict]:
     """(model in eval mode on CPU, alphabet, feature config, the whole checkpoint dict)."""
     state = load_state(path)
     try:
@@ -104,7 +104,7 @@ def load_model(path: str | os.PathLike) -> tuple[Recognizer, Alphabet, FeatureCo
         if model_config.num_classes != alphabet.num_classes:
             raise CheckpointError(f"{path}: output width {model_config.num_classes} does not match "
                                   f"alphabet size + 1 = {alphabet.num_classes}")
-        model = Recognizer(model_config)
+        model = Network(model_config)
         model.load_state_dict(state["model"])
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
         if isinstance(e, CheckpointError):

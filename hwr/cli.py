@@ -99,6 +99,10 @@ def _train_config(a):
             base[key] = v
     if a.data:
         base["data"] = a.data
+    if a.data_weight:
+        base["data_weights"] = a.data_weight
+    if a.alphabet_min_count:
+        base["alphabet_min_count"] = a.alphabet_min_count
     if a.extra_train_split:
         base["extra_train_splits"] = a.extra_train_split
     if a.no_augment:
@@ -126,7 +130,131 @@ def cmd_plot(a) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- recognition
+def _decoder_config(a, base=None):
+    """Decoder settings: the model's decoder.json, overridden by the flags given."""
+    from dataclasses import replace
+    from .decode import DecoderConfig
+    cfg = base or DecoderConfig()
+    over = {}
+    if getattr(a, "decoder", None):
+        over["kind"] = a.decoder
+    if getattr(a, "beam_size", None):
+        over["beam_size"] = a.beam_size
+    if getattr(a, "lm", None):
+        over["lm"] = None if a.lm == "none" else a.lm
+    if getattr(a, "lm_weight", None) is not None:
+        over["lm_weight"] = a.lm_weight
+    if getattr(a, "char_bonus", None) is not None:
+        over["char_bonus"] = a.char_bonus
+    if getattr(a, "lexicon", None):
+        over["lexicon"] = a.lexicon
+    if over.get("lm") and over.get("kind", cfg.kind) == "greedy" and "kind" not in over:
+        over["kind"] = "beam"
+    return replace(cfg, **over)
+
+
+def _recognizer(a):
+    from .recognizer import Recognizer
+    rec = Recognizer.load(a.model, device=getattr(a, "device", None) or "auto")
+    rec.decoder_config = _decoder_config(a, rec.decoder_config)
+    if a.threads:
+        import torch
+        torch.set_num_threads(a.threads)
+    return rec
+
+
+def cmd_evaluate(a) -> int:
+    from .evaluate import evaluate, format_summary
+    rec = _recognizer(a)
+    summary = evaluate(a.data, rec, split=a.split, report=a.report, limit=a.limit, batch_size=a.batch_size,
+                       progress=not a.json)
+    if a.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def cmd_tune_lm(a) -> int:
+    from .evaluate import tune_lm
+    rec = _recognizer(a)
+    res = tune_lm(a.data, rec, a.lm, split=a.split, beam_size=a.beam_size or 32, limit=a.limit,
+                  weights=[float(x) for x in a.weights.split(",")], bonuses=[float(x) for x in a.bonuses.split(",")])
+    print(json.dumps(res["best"]))
+    if a.out:
+        best = dict(res["best"])
+        Path(a.out).write_text(json.dumps(best, indent=2) + "\n")
+        print(f"wrote {a.out} (best CER {res['best_cer']:.2%} on {a.split})")
+    return 0
+
+
+def cmd_transcribe(a) -> int:
+    from .transcribe import merge, transcribe
+    if a.merge:
+        n = merge(a.inputs, a.out)
+        print(f"merged {n:,} results into {a.out}")
+        return 0
+    rec = _recognizer(a)
+    shard = None
+    if a.shard:
+        i, n = (int(x) for x in a.shard.split("/"))
+        if not 0 <= i < n:
+            raise UserError("--shard I/N needs 0 <= I < N")
+        shard = (i, n)
+    counts = transcribe(a.inputs, a.out, rec, nbest=a.nbest, shard=shard, batch_size=a.batch_size)
+    print(json.dumps(counts))
+    return 1 if counts["failed"] else 0
+
+
+def cmd_lm_build(a) -> int:
+    from .lm import build_from_files, ArpaLM, perplexity
+    alphabet = []
+    if a.alphabet_from:
+        from .checkpoint import load_state
+        alphabet = load_state(a.alphabet_from)["alphabet"]
+    exclude = []
+    if a.exclude_store:
+        from .store import Store
+        with Store(a.exclude_store) as s:
+            exclude = s.meta["text"]
+    r = build_from_files(a.text, a.order, a.out, alphabet=alphabet, prune=a.prune, exclude=exclude)
+    if a.eval_store:
+        from .store import Store
+        with Store(a.eval_store) as s:
+            lines = [s.meta["text"][i] for i in s.indices(a.eval_split)]
+        r["perplexity"] = perplexity(ArpaLM.read_arpa(a.out), lines)
+        r["perplexity_on"] = f"{a.eval_store}:{a.eval_split}"
+    print(json.dumps(r, ensure_ascii=False))
+    return 0
+
+
+def cmd_demo(a) -> int:
+    import subprocess
+    app = Path(__file__).resolve().parents[1] / "web" / "app.py"
+    if not app.exists():
+        raise UserError(f"{app}: the app is not there; run hwr demo from a source checkout (pip install -e .)")
+    env = dict(os.environ)
+    if a.model:
+        env["HWR_MODEL"] = str(Path(a.model).resolve())
+    print(f"hwr demo: open http://{a.host if a.host != '0.0.0.0' else 'localhost'}:{a.port} in a browser", flush=True)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(a.port),
+           "--server.address", a.host, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    return subprocess.call(cmd, env=env)
+
+
 # ---------------------------------------------------------------------- parser
+def _add_decoder_args(p) -> None:
+    p.add_argument("--model", help="checkpoint or model folder (default: the shipped model)")
+    p.add_argument("--decoder", choices=["greedy", "beam"])
+    p.add_argument("--beam-size", type=int)
+    p.add_argument("--lm", help="character LM (ARPA) for beam search, or 'none'")
+    p.add_argument("--lm-weight", type=float)
+    p.add_argument("--char-bonus", type=float)
+    p.add_argument("--lexicon", help="word list: beam search only outputs these words")
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    p.add_argument("--batch-size", type=int, default=32)
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwr", description="Online handwriting recognition: ink in, text out.")
     p.add_argument("--version", action="version", version=f"hwr {__version__}")
@@ -182,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--train-split")
     tr.add_argument("--val-split")
     tr.add_argument("--extra-train-split", action="append", help="also train on this split (e.g. testset_t)")
+    tr.add_argument("--data-weight", type=float, action="append",
+                    help="per --data file (same order): share of its samples used each epoch")
+    tr.add_argument("--alphabet-min-count", type=int, help="characters rarer than this stay out of the alphabet")
     tr.add_argument("--no-augment", action="store_true")
     tr.set_defaults(func=cmd_train)
 
@@ -189,6 +320,52 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("run")
     pl.add_argument("--out", required=True)
     pl.set_defaults(func=cmd_plot)
+
+    ev = sub.add_parser("evaluate", help="CER/WER of a model on a store")
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--split", help="split to evaluate (default: all samples)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--report", help="write per-sample rows (JSON Lines) here")
+    ev.add_argument("--limit", type=int, help="only the first N samples of the split")
+    _add_decoder_args(ev)
+    ev.set_defaults(func=cmd_evaluate)
+
+    tl = sub.add_parser("tune-lm", help="grid-search LM weight and character bonus on a tuning split")
+    tl.add_argument("--data", required=True)
+    tl.add_argument("--split", default="testset_v")
+    tl.add_argument("--limit", type=int, default=400)
+    tl.add_argument("--weights", default="0.3,0.5,0.7,0.9,1.2")
+    tl.add_argument("--bonuses", default="-1,0,1,2")
+    tl.add_argument("--out", help="write the best decoder config (decoder.json) here")
+    _add_decoder_args(tl)
+    tl.set_defaults(func=cmd_tune_lm)
+
+    tc = sub.add_parser("transcribe", help="transcribe stores, InkML and JSON inks to JSON Lines")
+    tc.add_argument("inputs", nargs="+")
+    tc.add_argument("--out", required=True)
+    tc.add_argument("--nbest", type=int, default=5)
+    tc.add_argument("--shard", help="I/N: process every N-th ink starting at I (for N workers)")
+    tc.add_argument("--merge", action="store_true", help="merge shard result files (inputs) into --out")
+    _add_decoder_args(tc)
+    tc.set_defaults(func=cmd_transcribe)
+
+    lm = sub.add_parser("lm", help="character language models").add_subparsers(dest="lm_command", required=True)
+    lb = lm.add_parser("build", help="estimate a character n-gram LM (modified Kneser-Ney) as ARPA")
+    lb.add_argument("--text", nargs="+", required=True, help="text files or NLTK corpus zips (brown.zip, ...)")
+    lb.add_argument("--order", type=int, default=6)
+    lb.add_argument("--prune", type=int, default=1, help="drop n-grams of order >= 3 seen fewer times")
+    lb.add_argument("--out", required=True)
+    lb.add_argument("--alphabet-from", help="checkpoint whose alphabet the LM is restricted to")
+    lb.add_argument("--exclude-store", help="leave out lines equal to any label in this store")
+    lb.add_argument("--eval-store", help="report perplexity on this store's labels")
+    lb.add_argument("--eval-split", default="testset_v")
+    lb.set_defaults(func=cmd_lm_build)
+
+    de = sub.add_parser("demo", help="start the drawing app in the browser")
+    de.add_argument("--port", type=int, default=8501)
+    de.add_argument("--host", default="127.0.0.1")
+    de.add_argument("--model", help="checkpoint to use instead of the shipped model")
+    de.set_defaults(func=cmd_demo)
     return p
 
 

@@ -28,16 +28,23 @@ class Item:
     labels: list[int]
     writer: str = ""
     length: int = 0  # resampled points without augmentation (for bucketing)
+    source: int = 0  # which --data file it came from
 
 
-def load_split(paths: Sequence[str], split: str | None) -> list[tuple[str, Ink, str, str]]:
-    """(id, ink, text, writer) for every sample of `split` in the given stores."""
+def load_split(paths: Sequence[str], split: str | None) -> list[tuple[str, Ink, str, str, str]]:
+    """(id, ink, text, writer, split) for every sample of `split` (None: all) in the given stores."""
     out = []
     for p in paths:
         with Store(p) as s:
             for i in s.indices(split):
-                out.append((s.meta["id"][i], s.ink(int(i)), s.meta["text"][i], s.meta["writer"][i]))
+                out.append((s.meta["id"][i], s.ink(int(i)), s.meta["text"][i], s.meta["writer"][i],
+                            s.meta["split"][i]))
     return out
+
+
+def splits_in(path: str) -> dict[str, int]:
+    with Store(path) as s:
+        return s.splits()
 
 
 def resolve_split(paths: Sequence[str], wanted: str | None, fallbacks: Sequence[str]) -> str | None:
@@ -56,10 +63,11 @@ def resolve_split(paths: Sequence[str], wanted: str | None, fallbacks: Sequence[
     return None
 
 
-def make_items(rows, alphabet: Alphabet, fcfg: FeatureConfig, report: collections.Counter) -> list[Item]:
+def make_items(rows, alphabet: Alphabet, fcfg: FeatureConfig, report: collections.Counter,
+               sources: Sequence[int] | None = None) -> list[Item]:
     """Items whose text the alphabet can encode; unknown characters are counted in `report`."""
     items = []
-    for id_, ink, text, writer in rows:
+    for k, (id_, ink, text, writer, _split) in enumerate(rows):
         unknown = alphabet.unknown(text)
         if unknown:
             report.update(unknown)
@@ -68,7 +76,7 @@ def make_items(rows, alphabet: Alphabet, fcfg: FeatureConfig, report: collection
             report["<empty label>"] += 1
             continue
         n = len(ink_features(ink, fcfg).values)
-        items.append(Item(id_, ink, text, alphabet.encode(text), writer, n))
+        items.append(Item(id_, ink, text, alphabet.encode(text), writer, n, sources[k] if sources else 0))
     return items
 
 

@@ -43,7 +43,7 @@ class ModelConfig:
         return asdict(self)
 
 
-class Recognizer(nn.Module):
+class Network(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = c = config

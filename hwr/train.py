@@ -32,11 +32,11 @@ from tqdm import tqdm
 from . import checkpoint
 from .alphabet import Alphabet
 from .data import (Item, batch_features, collate, ctc_min_frames, load_split, make_batches, make_items,
-                   resolve_split)
+                   resolve_split, splits_in)
 from .decode import greedy
 from .features import AugmentConfig, FeatureConfig
 from .metrics import char_edits
-from .model import ModelConfig, Recognizer
+from .model import ModelConfig, Network
 
 
 @dataclass
@@ -45,6 +45,8 @@ class TrainConfig:
     train_split: str | None = None   # default: trainset, else train, else everything
     val_split: str | None = None     # default: testset_v, else val
     extra_train_splits: list[str] = field(default_factory=list)  # e.g. testset_t
+    data_weights: list[float] = field(default_factory=list)  # per --data file: share used each epoch
+    alphabet_min_count: int = 1      # rarer characters stay out of the alphabet (reported)
     epochs: int = 60
     max_minutes: float | None = None
     batch_size: int = 32
@@ -139,14 +141,25 @@ class Trainer:
         cfg = self.cfg
         if not cfg.data:
             raise ValueError("no training data: pass --data FILE.h5")
+        if cfg.data_weights and len(cfg.data_weights) != len(cfg.data):
+            raise ValueError("data_weights needs one weight per --data file")
         train_split = resolve_split(cfg.data, cfg.train_split, ["trainset", "train"])
         val_split = resolve_split(cfg.data, cfg.val_split, ["testset_v", "val", "valid", "validation"])
-        rows = load_split(cfg.data, train_split)
-        for extra in cfg.extra_train_splits:
-            rows += load_split(cfg.data, extra)
-        val_rows = load_split(cfg.data, val_split) if val_split else []
-        if train_split is None and val_split is not None:
-            rows = [r for r in rows if r[0] not in {v[0] for v in val_rows}]
+        rows, self.source_of = [], []
+        val_rows = []
+        for k, path in enumerate(cfg.data):
+            # a store without the training split (e.g. UNIPEN next to IAM-OnDB) gives all of
+            # its samples that are not validation samples
+            have = resolve_split([path], None, [train_split] if train_split else [])
+            part = load_split([path], have) if have else [
+                r for r in load_split([path], None) if not (val_split and r[4] == val_split)]
+            for extra in cfg.extra_train_splits:
+                if extra in splits_in(path):
+                    part += load_split([path], extra)
+            rows += part
+            self.source_of += [k] * len(part)
+            if val_split and val_split in splits_in(path):
+                val_rows += load_split([path], val_split)
         if not rows:
             raise ValueError(f"split {train_split!r} has no samples")
         if resume_state is not None:
@@ -156,9 +169,9 @@ class Trainer:
             new = Alphabet.from_texts(r[2] for r in rows)
             self.alphabet = Alphabet(old.chars + [c for c in new.chars if c not in old.index])
         else:
-            self.alphabet = Alphabet.from_texts(r[2] for r in rows)
+            self.alphabet = Alphabet.from_texts((r[2] for r in rows), min_count=cfg.alphabet_min_count)
         unknown: collections.Counter = collections.Counter()
-        self.train_items = make_items(rows, self.alphabet, self.fcfg, unknown)
+        self.train_items = make_items(rows, self.alphabet, self.fcfg, unknown, self.source_of)
         val_unknown: collections.Counter = collections.Counter()
         self.val_items = make_items(val_rows, self.alphabet, self.fcfg, val_unknown)
         if cfg.max_val_samples:
@@ -178,7 +191,7 @@ class Trainer:
         cfg = self.cfg
         mcfg = ModelConfig(**{**cfg.model, "input_size": self.fcfg.size,
                               "num_classes": self.alphabet.num_classes})
-        self.model = Recognizer(mcfg)
+        self.model = Network(mcfg)
         if resume_state is not None:
             self.model.load_state_dict(resume_state["model"])
         elif cfg.init_from:
@@ -248,7 +261,11 @@ class Trainer:
     def batches_for(self, epoch: int) -> list[np.ndarray]:
         lengths = np.array([it.length for it in self.train_items], dtype=np.float64)
         rng = np.random.default_rng([self.cfg.seed, epoch, 7])
-        batches = make_batches(lengths, self.cfg.batch_size, rng)
+        pool = np.arange(len(self.train_items))
+        if self.cfg.data_weights:  # a fresh random share of each store every epoch
+            w = np.array(self.cfg.data_weights)[[it.source for it in self.train_items]]
+            pool = pool[rng.random(len(pool)) < w]
+        batches = [pool[b] for b in make_batches(lengths[pool], self.cfg.batch_size, rng)]
         if epoch < self.cfg.short_first_epochs:  # short lines first: leaves CTC's plateau sooner
             batches.sort(key=lambda b: lengths[b].max())
         n = len(batches) // self.dist.world * self.dist.world
@@ -356,7 +373,7 @@ class Trainer:
             epoch += 1
             start_batch = 0
             val_cer, val_loss = self.validate() if self.val_items else (math.nan, math.nan)
-            improved = val_cer < best
+            improved = val_cer < best or not self.val_items  # no validation data: keep the latest
             if improved:
                 best, bad_epochs = val_cer, 0
             else:

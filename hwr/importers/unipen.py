@@ -53,12 +53,19 @@ def read(sources: list[str], report: Report, levels=None, **_) -> Iterator[Sampl
             for f in sorted((root / "data").rglob("*.dat")):
                 jobs.append((str(root), str(f), levels))
         with multiprocessing.get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
+            seen: set[tuple] = set()
             for samples, skipped, missing in pool.imap(_read_data_file, jobs, chunksize=4):
                 for reason, n in skipped.items():
                     report.skip(reason, n)
                 for m in missing:
                     _note_missing(report, m)
-                yield from samples
+                for key, sample in samples:
+                    # categories 6 and 7 reference the same segments of the same include files
+                    if key in seen:
+                        report.skip("duplicate segment (already imported from another data file)")
+                        continue
+                    seen.add(key)
+                    yield sample
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -84,9 +91,11 @@ class _Parser:
         self.root = root
         self.levels = levels
         self.components: list[tuple[bool, np.ndarray]] = []  # (pen_down, points (n, 4))
+        self.component_file = ""   # the file whose pen data the components came from
+        self.set_number = 0
         self.coord = ["X", "Y"]
         self.writer = ""
-        self.samples: list[Sample] = []
+        self.samples: list[tuple[tuple, Sample]] = []
         self.skipped: Counter = Counter()
         self.missing: list[str] = []
         self.missing_now = False
@@ -114,8 +123,11 @@ class _Parser:
                 self.parse_file(self.root / "include" / inc, inc)
             elif key in (".PEN_DOWN", ".PEN_UP"):
                 self._block, self._block_down = [], key == ".PEN_DOWN"
+                if self.component_file != rel:
+                    self.component_file, self.set_number = rel, 0
             elif key == ".START_SET":
                 self.components = []
+                self.set_number += 1
             elif key == ".COORD":
                 self.coord = rest.split()
             elif key == ".WRITER_ID":
@@ -176,8 +188,9 @@ class _Parser:
             for s in strokes:
                 s.points[:, 2] = np.nan
         n = len(self.samples)
-        self.samples.append(Sample(Ink(strokes, text), id=f"{rel}#{n}", writer=self.writer,
-                                   source=f"unipen:{level.lower()}"))
+        key = (self.component_file, self.set_number, rng, level, text)
+        self.samples.append((key, Sample(Ink(strokes, text), id=f"{rel}#{n}", writer=self.writer,
+                                         source=f"unipen:{level.lower()}")))
 
     def _select(self, rng: str) -> list[np.ndarray]:
         out = []
@@ -217,7 +230,7 @@ def unescape(label: str) -> str:
     return "".join(out)
 
 
-def _read_data_file(job) -> tuple[list[Sample], Counter, list[str]]:
+def _read_data_file(job) -> tuple[list[tuple[tuple, Sample]], Counter, list[str]]:
     root, path, levels = job
     root, path = Path(root), Path(path)
     text = path.read_text(encoding="latin-1")

@@ -1,0 +1,145 @@
+"""Evaluation: corpus CER/WER of a model + decoder on a store split, with a report.
+
+CER = sum of character edit distances / sum of reference characters (against the stored
+label, e.g. IAM-OnDB's CSR transcription); WER likewise over whitespace-separated words.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import time
+from dataclasses import asdict, replace
+
+from tqdm import tqdm
+
+from .decode import DecoderConfig
+from .metrics import char_edits, word_edits
+from .recognizer import Recognizer
+from .store import Store
+
+
+def confusions(ref: str, hyp: str) -> list[tuple[str, str]]:
+    """(reference char, hypothesis char) pairs of one optimal alignment; '' marks ins/del."""
+    n, m = len(ref), len(hyp)
+    d = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        d[i][0] = i
+    for j in range(m + 1):
+        d[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]))
+    out, i, j = [], n, m
+    while i or j:
+        if i and j and d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            if ref[i - 1] != hyp[j - 1]:
+                out.append((ref[i - 1], hyp[j - 1]))
+            i, j = i - 1, j - 1
+        elif i and d[i][j] == d[i - 1][j] + 1:
+            out.append((ref[i - 1], ""))
+            i -= 1
+        else:
+            out.append(("", hyp[j - 1]))
+            j -= 1
+    return out
+
+
+def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None = None,
+             decoder: DecoderConfig | None = None, batch_size: int = 32, report: str | None = None,
+             limit: int | None = None, progress: bool = True) -> dict:
+    """Transcribe every sample of `split` and score it; returns the summary dict."""
+    cfg = replace(decoder or recognizer.decoder_config, nbest=1)
+    with Store(data) as store:
+        idx = store.indices(split).tolist()
+        if limit:
+            idx = idx[:limit]
+        if not idx:
+            raise ValueError(f"{data}: no samples in split {split!r}; splits are {store.splits()}")
+        samples = [store[i] for i in idx]
+    feats_len = [s.ink.num_points for s in samples]
+    order = sorted(range(len(samples)), key=lambda i: feats_len[i])
+    hyps: dict[int, str] = {}
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(order), desc="evaluate", unit=" lines", disable=not progress, delay=1.0)
+    for s in range(0, len(order), batch_size):
+        chunk = order[s:s + batch_size]
+        results = recognizer.recognize([samples[i].ink for i in chunk], decoder=cfg, spans=False)
+        for i, r in zip(chunk, results):
+            hyps[i] = r.text
+        bar.update(len(chunk))
+    bar.close()
+    seconds = time.perf_counter() - t0
+    rows = []
+    c_edits = c_total = w_edits = w_total = 0
+    conf: collections.Counter = collections.Counter()
+    per_writer: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+    for i, s in enumerate(samples):
+        ref, hyp = s.text, hyps[i]
+        ce, we = char_edits(ref, hyp), word_edits(ref, hyp)
+        c_edits += ce
+        c_total += len(ref)
+        w_edits += we
+        w_total += len(ref.split())
+        if ce:
+            conf.update(confusions(ref, hyp))
+        if s.writer:
+            per_writer[s.writer][0] += ce
+            per_writer[s.writer][1] += len(ref)
+        rows.append({"id": s.id, "writer": s.writer, "reference": ref, "hypothesis": hyp, "edits": ce,
+                     "characters": len(ref), "cer": ce / max(len(ref), 1)})
+    summary = {
+        "cer": c_edits / max(c_total, 1), "wer": w_edits / max(w_total, 1),
+        "samples": len(samples), "characters": c_total, "words": w_total,
+        "char_edits": c_edits, "word_edits": w_edits,
+        "data": os.fspath(data), "split": split, "model": recognizer.info.get("path"),
+        "decoder": asdict(cfg), "seconds": seconds, "lines_per_second": len(samples) / max(seconds, 1e-9),
+        "worst": sorted(rows, key=lambda r: (-r["cer"], -r["edits"]))[:10],
+        "confusions": [{"reference": a or "(none)", "hypothesis": b or "(none)", "count": n}
+                       for (a, b), n in conf.most_common(15)],
+    }
+    if per_writer:
+        summary["cer_per_writer"] = {w: e / max(n, 1) for w, (e, n) in sorted(per_writer.items())}
+    if report:
+        tmp = f"{report}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        os.replace(tmp, report)
+    return summary
+
+
+def format_summary(s: dict) -> str:
+    d = s["decoder"]
+    dec = d["kind"] if d["kind"] == "greedy" else (
+        f"beam {d['beam_size']}" + (f", LM {os.path.basename(d['lm'])} x{d['lm_weight']}" if d["lm"] else ", no LM"))
+    lines = [f"CER {s['cer']:.2%}  WER {s['wer']:.2%}  on {s['samples']:,} lines ({s['characters']:,} characters), "
+             f"split {s['split'] or 'all'}, decoder {dec}",
+             f"{s['seconds']:.1f} s, {s['lines_per_second']:.1f} lines/s"]
+    if s["confusions"]:
+        lines.append("most confused: " + ", ".join(f"{c['reference']}->{c['hypothesis']} ({c['count']})"
+                                                   for c in s["confusions"][:8]))
+    for r in s["worst"][:3]:
+        lines.append(f"worst: {r['id']}: {r['reference']!r} -> {r['hypothesis']!r}")
+    return "\n".join(lines)
+
+
+def tune_lm(data: str | os.PathLike, recognizer: Recognizer, lm: str, split: str = "testset_v",
+            weights=(0.3, 0.5, 0.7, 0.9, 1.2), bonuses=(-1.0, 0.0, 1.0, 2.0), beam_size: int = 32,
+            limit: int | None = 400, progress: bool = True) -> dict:
+    """Grid search of LM weight x character bonus on a tuning split (never the test split)."""
+    if split.startswith("testset_f"):
+        raise ValueError("tune on testset_v, never on testset_f (it is the reported test set)")
+    results = []
+    best = None
+    for w in weights:
+        for b in bonuses:
+            cfg = DecoderConfig(kind="beam", beam_size=beam_size, lm=lm, lm_weight=w, char_bonus=b)
+            s = evaluate(data, recognizer, split, cfg, limit=limit, progress=False)
+            results.append({"lm_weight": w, "char_bonus": b, "cer": s["cer"], "wer": s["wer"]})
+            if progress:
+                print(f"lm_weight {w:4.2f} char_bonus {b:5.2f}: CER {s['cer']:.2%} WER {s['wer']:.2%}", flush=True)
+            if best is None or s["cer"] < best[0]:
+                best = (s["cer"], cfg)
+    return {"best": asdict(best[1]), "best_cer": best[0], "grid": results, "split": split, "limit": limit}
