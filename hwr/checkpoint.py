@@ -10,7 +10,6 @@ for `last.pt`, the full training state for an exact resume.
 from __future__ import annotations
 
 import os
-import pickle
 import subprocess
 import tempfile
 from pathlib import Path
@@ -74,7 +73,7 @@ def load_state(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, KeyError) as e:
+    except Exception as e:  # any failure to unpickle a foreign file means "not ours"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not an hwr checkpoint, or damaged ({first[:120]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_NAME:

@@ -83,3 +83,41 @@ def small_store(tmp_path):
 
 
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not present")
+
+
+TINY_ALPHABET = "abcde "
+
+
+def tiny_texts(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    texts = ["".join(rng.choice(list(TINY_ALPHABET), size=rng.integers(3, 9))) for _ in range(n)]
+    return [" ".join(t.split()) or "a" for t in texts]  # no double spaces: a gap is a gap
+
+
+def tiny_train_config(data, epochs: int, **over):
+    from hwr.train import TrainConfig
+    base = dict(data=[str(data)], epochs=epochs, batch_size=16, lr=5e-3, warmup_steps=20, threads=1, log_every=10,
+                model={"hidden": 48, "layers": 2, "conv_channels": 32, "dropout": 0.0},
+                augment={"enabled": False})
+    base.update(over)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """200 training + 40 validation synthetic lines over the alphabet 'abcde '."""
+    p = tmp_path_factory.mktemp("tiny") / "tiny.h5"
+    with StoreWriter(p) as w:
+        w.add(Sample(synthetic_line(t, seed=i, jitter=1.0)[0], id=f"s{i}", writer=f"w{i % 3}",
+                     split="train" if i < 200 else "val") for i, t in enumerate(tiny_texts(240)))
+    return p
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data, tmp_path_factory) -> Path:
+    """A small recognizer trained to read the synthetic lines (about 30 s on 2 CPU cores)."""
+    from hwr.train import train
+    run = tmp_path_factory.mktemp("tinyrun") / "run"
+    result = train(tiny_train_config(tiny_data, 60, lr_decay=0.98, patience=100), run, progress=False)
+    assert result["best_val_cer"] < 0.05, result
+    return run / "best.pt"

@@ -1,0 +1,37 @@
+"""What the browser canvas sends -> an `Ink`, with the checks the app needs.
+
+The drawing component (web/canvas.js) sends the canonical JSON form: a list of strokes,
+each with points [x, y, t, pressure] (t in ms from `performance.timeOrigin`, pressure 0..1)
+and the pointer type. Browsers can repeat a timestamp or send a coalesced event slightly out
+of order, so times are clamped to be non-decreasing here rather than rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .ink import Ink, InkError
+
+MAX_STROKES = 400
+MAX_POINTS = 200_000
+
+
+def ink_from_canvas(value: Any, text: str | None = None) -> Ink | None:
+    """The ink drawn so far, or None when nothing is drawn; raises `InkError` for bad data."""
+    if value is None:
+        return None
+    strokes = value.get("strokes") if isinstance(value, dict) else value
+    if strokes is None or strokes == []:
+        return None
+    if not isinstance(strokes, list):
+        raise InkError("canvas data must be a list of strokes")
+    strokes = [s for s in strokes if isinstance(s, dict) and s.get("points")]
+    if not strokes:
+        return None
+    if len(strokes) > MAX_STROKES:
+        raise InkError(f"{len(strokes)} strokes is more than one line of handwriting ({MAX_STROKES} max); "
+                       "clear the canvas and write one line")
+    ink = Ink.from_json_dict({"strokes": strokes, "text": text})
+    if ink.num_points > MAX_POINTS:
+        raise InkError(f"{ink.num_points:,} points is too many for one line ({MAX_POINTS:,} max); clear and retry")
+    return ink.validate(repair_time="clamp")

@@ -1,0 +1,248 @@
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import synthetic_line, tiny_train_config
+
+from hwr import checkpoint
+from hwr.alphabet import Alphabet, UnknownCharacterError
+from hwr.data import ctc_min_frames
+from hwr.evaluate import evaluate
+from hwr.features import AugmentConfig, FeatureConfig, ink_features, writing_height
+from hwr.ink import Ink, Stroke
+from hwr.model import ModelConfig, Network
+from hwr.recognizer import Recognizer
+from hwr.train import resume, train
+
+
+# ---------------------------------------------------------------- features
+def _affine(ink: Ink, scale: float, dx: float, dy: float) -> Ink:
+    out = []
+    for s in ink.strokes:
+        p = s.points.copy()
+        p[:, 0] = p[:, 0] * scale + dx
+        p[:, 1] = p[:, 1] * scale + dy
+        out.append(Stroke(p, s.pointer_type))
+    return Ink(out, ink.text)
+
+
+def test_features_invariant_to_translation_and_scale(line):
+    a = ink_features(line).values
+    b = ink_features(_affine(line, 3.7, -500.0, 1234.0)).values
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_resampling_spacing_is_the_step_in_writing_heights(line):
+    cfg = FeatureConfig(step=0.05)
+    f = ink_features(line, cfg)
+    inside = f.values[1:][f.values[1:, 2] == 0]  # steps within strokes, not pen-up jumps
+    spacing = np.hypot(inside[:, 0], inside[:, 1])
+    assert np.median(spacing) == pytest.approx(0.05, rel=0.02)
+    assert spacing.max() <= 0.05 * 1.0001
+
+
+def test_writing_height_ignores_a_few_tall_strokes():
+    xs = np.linspace(0, 100, 200)
+    body = np.stack([xs, 10 * np.sin(xs)], 1)  # a line of x-height ~20
+    h1, _ = writing_height(body, np.array([200]))
+    tall = np.concatenate([body, [[50, -60], [50, 40]]])  # one ascender-to-descender stroke
+    h2, _ = writing_height(tall, np.array([200, 2]))
+    assert h2 == pytest.approx(h1, rel=0.15)
+
+
+def test_one_point_strokes_and_dots():
+    dot = Ink([Stroke([[5, 5, 0]])])
+    f = ink_features(dot)
+    assert f.values.shape == (1, 4) and np.isfinite(f.values).all()
+    mixed = Ink([Stroke([[0, 0], [10, 10]]), Stroke([[20, 0]]), Stroke([[20, 0], [20, 0]])])
+    f = ink_features(mixed)
+    assert np.isfinite(f.values).all() and f.values[:, 2].sum() == 3
+    assert sorted(set(f.stroke_index.tolist())) == [0, 1, 2]
+
+
+def test_augmentation_is_seeded_and_switchable(line):
+    aug = AugmentConfig()
+    a = ink_features(line, augment=aug, rng=np.random.default_rng(1)).values
+    b = ink_features(line, augment=aug, rng=np.random.default_rng(1)).values
+    c = ink_features(line, augment=aug, rng=np.random.default_rng(2)).values
+    off = ink_features(line, augment=AugmentConfig(enabled=False), rng=np.random.default_rng(2)).values
+    np.testing.assert_array_equal(a, b)
+    assert a.shape != c.shape or not np.allclose(a, c)
+    np.testing.assert_array_equal(off, ink_features(line).values)
+
+
+def test_source_index_points_back_into_the_ink(line):
+    f = ink_features(line)
+    assert f.source_index.min() >= 0 and f.source_index.max() < line.num_points
+    assert (np.diff(f.source_index) >= 0).all()
+
+
+# ---------------------------------------------------------------- alphabet, model
+def test_alphabet_blank_zero_and_unknowns():
+    a = Alphabet.from_texts(["hello", "world"])
+    assert a.encode("hello")[0] >= 1 and a.num_classes == len(a) + 1
+    assert a.decode(a.encode("lower")) == "lower"
+    with pytest.raises(UnknownCharacterError, match="'z'"):
+        a.encode("zz")
+    assert a.unknown("hez!") == {"z": 1, "!": 1}
+
+
+@pytest.mark.parametrize("conv", [0, 32])
+def test_model_shapes_and_output_lengths(conv):
+    m = Network(ModelConfig(input_size=4, num_classes=7, conv_channels=conv, hidden=16, layers=2))
+    x = torch.randn(3, 41, 4)
+    lengths = torch.tensor([41, 30, 1])
+    lp, out = m(x, lengths)
+    assert lp.shape[1:] == (3, 7) and lp.shape[0] == int(out.max())
+    assert out.tolist() == (lengths.tolist() if not conv else [21, 15, 1])
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(lp.shape[:2]), atol=1e-5)
+    gru = Network(ModelConfig(num_classes=7, rnn="gru", hidden=8, layers=1))
+    assert gru(x, lengths)[0].shape[-1] == 7
+
+
+def test_lstm_initialisation():
+    m = Network(ModelConfig(num_classes=5, hidden=8, layers=1, conv_channels=0))
+    b = m.rnn.bias_ih_l0.detach()
+    assert (b[8:16] == 1).all() and (b[:8] == 0).all()
+    w = m.rnn.weight_hh_l0.detach()[:8]
+    assert torch.allclose(w @ w.T, torch.eye(8), atol=1e-5)
+
+
+def test_ctc_feasibility_counts_repeats():
+    assert ctc_min_frames([1, 2, 3]) == 3
+    assert ctc_min_frames([1, 1, 2, 2, 2]) == 8
+
+
+# ---------------------------------------------------------------- training
+@pytest.mark.slow
+def test_overfits_synthetic_lines_to_cer_zero(tiny_model, tiny_data):
+    rec = Recognizer.load(tiny_model.parent / "last.pt", device="cpu")
+    s = evaluate(tiny_data, rec, split="train", progress=False)
+    assert s["cer"] == 0.0, s["worst"][:3]
+
+
+@pytest.mark.slow
+def test_resume_is_exact(tiny_data, tmp_path):
+    """2 epochs, stop, resume to 4 == 4 epochs straight (CPU, same seed), augmentation on."""
+    over = dict(augment={"enabled": True}, model={"hidden": 16, "layers": 1, "conv_channels": 8, "dropout": 0.2})
+    train(tiny_train_config(tiny_data, 4, **over), tmp_path / "a", progress=False)
+    train(tiny_train_config(tiny_data, 2, **over), tmp_path / "b", progress=False)
+    resume(tmp_path / "b", epochs=4, progress=False)
+    a = checkpoint.load_state(tmp_path / "a" / "last.pt")
+    b = checkpoint.load_state(tmp_path / "b" / "last.pt")
+    assert a["step"] == b["step"] and a["epoch"] == b["epoch"] == 4
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+@pytest.mark.slow
+def test_resume_mid_epoch_after_a_kill(tiny_data, tmp_path):
+    """A run stopped inside an epoch (max-minutes) continues from the saved batch."""
+    over = dict(model={"hidden": 16, "layers": 1, "conv_channels": 8, "dropout": 0.0})
+    train(tiny_train_config(tiny_data, 2, **over), tmp_path / "a", progress=False)
+    train(tiny_train_config(tiny_data, 2, max_minutes=1e-4, **over), tmp_path / "b", progress=False)
+    st = checkpoint.load_state(tmp_path / "b" / "last.pt")
+    assert st["epoch"] == 0 and st["batch_in_epoch"] >= 1
+    resume(tmp_path / "b", progress=False)
+    a = checkpoint.load_state(tmp_path / "a" / "last.pt")["model"]
+    b = checkpoint.load_state(tmp_path / "b" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_round_trip_and_refusals(tmp_path):
+    m = Network(ModelConfig(num_classes=4, hidden=8, layers=1))
+    alpha = Alphabet("abc")
+    checkpoint.save(tmp_path / "m.pt", m, alpha, FeatureConfig(), metrics={"val_cer": 0.1})
+    m2, a2, f2, st = checkpoint.load_model(tmp_path / "m.pt")
+    assert a2 == alpha and st["metrics"]["val_cer"] == 0.1 and st["format_version"] == checkpoint.FORMAT_VERSION
+    assert all(torch.equal(x, y) for x, y in zip(m.state_dict().values(), m2.state_dict().values()))
+    # a stranger's pickle must not run: weights_only refuses it
+    evil = tmp_path / "evil.pt"
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    torch.save({"x": Boom()}, evil)
+    with pytest.raises(checkpoint.CheckpointError, match="not an hwr checkpoint"):
+        checkpoint.load_model(evil)
+    assert not (tmp_path / "pwned").exists()
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="not an hwr checkpoint"):
+        checkpoint.load_model(tmp_path / "plain.pt")
+    st = torch.load(tmp_path / "m.pt", weights_only=True)
+    st["format_version"] = 99
+    torch.save(st, tmp_path / "future.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="newer"):
+        checkpoint.load_model(tmp_path / "future.pt")
+    st["format_version"] = 1
+    st["alphabet"] = ["a"]
+    torch.save(st, tmp_path / "mismatch.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="alphabet"):
+        checkpoint.load_model(tmp_path / "mismatch.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(checkpoint.CheckpointError):
+        checkpoint.load_model(tmp_path / "junk.pt")
+
+
+def test_cli_refuses_foreign_checkpoint_in_one_line(tmp_path, tiny_data):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")
+    r = subprocess.run([sys.executable, "-m", "hwr.cli", "evaluate", "--data", str(tiny_data), "--model",
+                        str(tmp_path / "plain.pt")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "not an hwr checkpoint" in r.stderr
+
+
+@pytest.mark.slow
+def test_fine_tuning_grows_the_alphabet(tiny_model, tmp_path):
+    from hwr.store import Sample, StoreWriter
+    data = tmp_path / "new.h5"
+    with StoreWriter(data) as w:
+        w.add(Sample(synthetic_line(t, seed=i)[0], split="train") for i, t in enumerate(["abz", "zed", "ba"] * 4))
+    train(tiny_train_config(data, 1, init_from=str(tiny_model), freeze_layers=1), tmp_path / "ft", progress=False)
+    _, old, _, old_st = checkpoint.load_model(tiny_model)
+    m, new, _, st = checkpoint.load_model(tmp_path / "ft" / "best.pt")
+    assert new.chars[:len(old)] == old.chars and "z" in new.index
+    # frozen: the first RNN layer did not move
+    assert torch.equal(st["model"]["rnn.weight_hh_l0"], old_st["model"]["rnn.weight_hh_l0"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_agree(tiny_data, tmp_path):
+    """torchrun-style: 2 processes, gloo; after one step both ranks hold identical weights."""
+    code = textwrap.dedent(f"""
+        import sys, torch, torch.distributed as dist
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from conftest import tiny_train_config
+        from hwr.train import Trainer
+        cfg = tiny_train_config({str(tiny_data)!r}, 1, max_val_samples=4,
+                                model={{"hidden": 16, "layers": 1, "conv_channels": 8, "dropout": 0.0}})
+        t = Trainer(cfg, {str(tmp_path / 'ddp')!r}, progress=False)
+        items = t.batches_for(0)[0]
+        t.train_step([t.train_items[i] for i in items], items, 0, 0, 10)
+        flat = torch.cat([p.detach().flatten() for p in t.model.parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(2)]
+        dist.all_gather(gathered, flat)
+        assert torch.equal(gathered[0], gathered[1]), "ranks disagree"
+        open(f"{str(tmp_path)}/rank{{dist.get_rank()}}.ok", "w").write(str(len(t.batches_for(0))))
+        dist.destroy_process_group()
+    """)
+    script = tmp_path / "ddp_step.py"
+    script.write_text(code)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        f"--master_port={_free_port()}", str(script)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "rank0.ok").exists() and (tmp_path / "rank1.ok").exists()
+    # each rank takes half of the batches
+    assert (tmp_path / "rank0.ok").read_text() == (tmp_path / "rank1.ok").read_text()

@@ -1,0 +1,99 @@
+// hwr drawing board: records every stroke as the pointer really moved (coalesced events where
+// the browser offers them) and sends all strokes to Python when the pen lifts.
+// Points are [x, y, t, pressure]: CSS pixels from the canvas' top-left, t in ms since the epoch
+// (performance.timeOrigin + event.timeStamp), pressure as the browser reports it (mouse: 0.5).
+export default function ({ parentElement, data, setStateValue }) {
+  const root = parentElement.querySelector(".hwr-board");
+  if (!root || root.dataset.bound === "1") return; // invoked again on reruns: bind once
+  root.dataset.bound = "1";
+  const canvas = root.querySelector("canvas");
+  const ctx = canvas.getContext("2d");
+  const height = (data && data.height) || 220;
+  const strokes = ((data && data.strokes) || []).map((s) => ({
+    points: s.points.map((p) => p.slice()), pointer_type: s.pointer_type || "mouse" }));
+  let current = null;
+  const dpr = window.devicePixelRatio || 1;
+
+  function guides(w) {
+    ctx.save();
+    ctx.strokeStyle = "#9db4d0";
+    ctx.setLineDash([6, 6]);
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(12, height * 0.68); ctx.lineTo(w - 12, height * 0.68); // baseline
+    ctx.stroke();
+    ctx.strokeStyle = "#e3ebf5";
+    ctx.beginPath();
+    ctx.moveTo(12, height * 0.42); ctx.lineTo(w - 12, height * 0.42); // x-height guide
+    ctx.stroke();
+    ctx.restore();
+  }
+  function drawStroke(s) {
+    const p = s.points;
+    if (!p.length) return;
+    ctx.beginPath();
+    ctx.moveTo(p[0][0], p[0][1]);
+    if (p.length === 1) ctx.lineTo(p[0][0] + 0.1, p[0][1] + 0.1);
+    for (let i = 1; i < p.length; i++) ctx.lineTo(p[i][0], p[i][1]);
+    ctx.stroke();
+  }
+  function redraw() {
+    const w = canvas.width / dpr;
+    ctx.clearRect(0, 0, w, height);
+    guides(w);
+    ctx.strokeStyle = "#111";
+    ctx.lineWidth = 2.5;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    strokes.forEach(drawStroke);
+    if (current) drawStroke(current);
+  }
+  function resize() {
+    const w = Math.max(root.clientWidth, 200);
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(height * dpr);
+    canvas.style.width = w + "px";
+    canvas.style.height = height + "px";
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    redraw();
+  }
+  function point(ev) {
+    const r = canvas.getBoundingClientRect();
+    const x = ev.clientX - r.left - canvas.clientLeft; // a CSS border would shift coordinates
+    const y = ev.clientY - r.top - canvas.clientTop;
+    const t = performance.timeOrigin + ev.timeStamp;
+    return [Math.round(x * 100) / 100, Math.round(y * 100) / 100, Math.round(t * 1000) / 1000,
+            ev.pressure === undefined ? null : ev.pressure];
+  }
+  canvas.addEventListener("pointerdown", (ev) => {
+    if (ev.pointerType === "mouse" && ev.button !== 0) return;
+    ev.preventDefault();
+    canvas.setPointerCapture(ev.pointerId);
+    current = { points: [point(ev)], pointer_type: ev.pointerType || "mouse" };
+    redraw();
+  });
+  canvas.addEventListener("pointermove", (ev) => {
+    if (!current) return;
+    const events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [];
+    for (const e of events.length ? events : [ev]) current.points.push(point(e));
+    const p = current.points;
+    const n = p.length;
+    ctx.beginPath(); // draw only the new segment: smooth even on long strokes
+    ctx.moveTo(p[Math.max(0, n - 1 - Math.max(events.length, 1))][0], p[Math.max(0, n - 1 - Math.max(events.length, 1))][1]);
+    for (let i = Math.max(0, n - Math.max(events.length, 1)); i < n; i++) ctx.lineTo(p[i][0], p[i][1]);
+    ctx.stroke();
+  });
+  function finish(ev) {
+    if (!current) return;
+    if (ev.type === "pointerup") current.points.push(point(ev));
+    strokes.push(current);
+    current = null;
+    canvas.dataset.strokes = String(strokes.length);
+    setStateValue("strokes", strokes);
+  }
+  canvas.addEventListener("pointerup", finish);
+  canvas.addEventListener("pointercancel", finish);
+  new ResizeObserver(resize).observe(root);
+  resize();
+  canvas.dataset.strokes = String(strokes.length);
+}
