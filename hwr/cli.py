@@ -145,8 +145,8 @@ def _decoder_config(a, base=None):
         over["lm"] = None if a.lm == "none" else a.lm
     if getattr(a, "lm_weight", None) is not None:
         over["lm_weight"] = a.lm_weight
-    if getattr(a, "char_bonus", None) is not None:
-        over["char_bonus"] = a.char_bonus
+    if getattr(a, "word_bonus", None) is not None:
+        over["word_bonus"] = a.word_bonus
     if getattr(a, "lexicon", None):
         over["lexicon"] = a.lexicon
     if over.get("lm") and over.get("kind", cfg.kind) == "greedy" and "kind" not in over:
@@ -250,7 +250,7 @@ def _add_decoder_args(p) -> None:
     p.add_argument("--beam-size", type=int)
     p.add_argument("--lm", help="character LM (ARPA) for beam search, or 'none'")
     p.add_argument("--lm-weight", type=float)
-    p.add_argument("--char-bonus", type=float)
+    p.add_argument("--word-bonus", type=float, help="score added per word (per space without a lexicon)")
     p.add_argument("--lexicon", help="word list: beam search only outputs these words")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     p.add_argument("--batch-size", type=int, default=32)
@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--split", default="testset_v")
     tl.add_argument("--limit", type=int, default=400)
     tl.add_argument("--weights", default="0.3,0.5,0.7,0.9,1.2")
-    tl.add_argument("--bonuses", default="-1,0,1,2")
+    tl.add_argument("--bonuses", default="-1,0,1,2", help="word bonuses to try")
     tl.add_argument("--out", help="write the best decoder config (decoder.json) here")
     _add_decoder_args(tl)
     tl.set_defaults(func=cmd_tune_lm)

@@ -41,9 +41,8 @@ class DecoderConfig:
     beam_size: int = 32
     lm: str | None = None        # path to an ARPA or KenLM binary character LM; None = no LM
     lm_weight: float = 0.8
-    char_bonus: float = 0.0      # added per emitted character (flashlight's word_score, lexicon-free)
+    word_bonus: float = 0.0      # added per word: per space without a lexicon, per lexicon word with one
     lexicon: str | None = None   # word list: restrict output to these words
-    word_bonus: float = 0.0      # per word, with a lexicon
     nbest: int = 5
     beam_threshold: float = 25.0
 
@@ -77,6 +76,9 @@ def greedy(log_probs: torch.Tensor, lengths: torch.Tensor, alphabet: Alphabet) -
         keep = (path != BLANK) & np.concatenate([[True], path[1:] != path[:-1]])
         frames = np.nonzero(keep)[0]
         text = alphabet.decode(path[frames].tolist())
+        lead = len(text) - len(text.lstrip(" "))  # a line has no edge spaces (same as beam search)
+        text = text.strip(" ")
+        frames = frames[lead:lead + len(text)]
         score = float(best[:n, b].sum())
         out.append([Hypothesis(text, score, frames.tolist(), acoustic=score, lm=0.0)])
     return out
@@ -101,13 +103,33 @@ class BeamDecoder:
         lexicon = None
         if config.lexicon:
             lexicon = self._lexicon_file(config.lexicon)
+        lm = config.lm
+        if lm and not lexicon:
+            lm = self._char_lm(lm)
         self._decoder = ctc_decoder(
-            lexicon=lexicon, tokens=self.tokens, lm=config.lm, nbest=config.nbest,
+            lexicon=lexicon, tokens=self.tokens, lm=lm, nbest=config.nbest,
             beam_size=config.beam_size, beam_size_token=None, beam_threshold=config.beam_threshold,
             lm_weight=config.lm_weight if config.lm else 0.0,
-            word_score=config.word_bonus if lexicon else config.char_bonus,
-            unk_score=-math.inf, sil_score=0.0, log_add=False,
+            word_score=config.word_bonus if lexicon else 0.0,
+            unk_score=-math.inf, sil_score=0.0 if lexicon else config.word_bonus, log_add=False,
             blank_token="<blk>", sil_token=SPACE_TOKEN, unk_word="<unk>")
+
+    def _char_lm(self, path: str):
+        """KenLM whose vocabulary indices are the token indices.
+
+        Lexicon-free decoding looks the LM up by token index; torchaudio builds that mapping
+        from an unordered word dictionary (so 'b' could be scored as 'd'); building the
+        dictionary in token order here keeps them aligned (a test checks LM steering).
+        """
+        from flashlight.lib.text.decoder import KenLM
+        from flashlight.lib.text.dictionary import Dictionary
+
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such language model file")
+        d = Dictionary()
+        for t in self.tokens + ["<unk>"]:
+            d.add_entry(t)
+        return KenLM(path, d)
 
     def _lexicon_file(self, words_path: str) -> str:
         """flashlight wants 'word<TAB>spelling |'; write it next to a cache of the word list."""
@@ -138,7 +160,7 @@ class BeamDecoder:
                         continue
                     tok = self.tokens[t]
                     chars.append(" " if tok == SPACE_TOKEN else tok)
-                    frames.append(int(f))
+                    frames.append(max(int(f) - 1, 0))  # flashlight's path starts with one extra (silence) step
                 # flashlight emits silence at the edges; a line has no leading/trailing space
                 while chars and chars[0] == " ":
                     chars.pop(0), frames.pop(0)

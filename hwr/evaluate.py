@@ -128,18 +128,18 @@ def format_summary(s: dict) -> str:
 def tune_lm(data: str | os.PathLike, recognizer: Recognizer, lm: str, split: str = "testset_v",
             weights=(0.3, 0.5, 0.7, 0.9, 1.2), bonuses=(-1.0, 0.0, 1.0, 2.0), beam_size: int = 32,
             limit: int | None = 400, progress: bool = True) -> dict:
-    """Grid search of LM weight x character bonus on a tuning split (never the test split)."""
+    """Grid search of LM weight x word bonus on a tuning split (never the test split)."""
     if split.startswith("testset_f"):
         raise ValueError("tune on testset_v, never on testset_f (it is the reported test set)")
     results = []
     best = None
     for w in weights:
         for b in bonuses:
-            cfg = DecoderConfig(kind="beam", beam_size=beam_size, lm=lm, lm_weight=w, char_bonus=b)
+            cfg = DecoderConfig(kind="beam", beam_size=beam_size, lm=lm, lm_weight=w, word_bonus=b)
             s = evaluate(data, recognizer, split, cfg, limit=limit, progress=False)
-            results.append({"lm_weight": w, "char_bonus": b, "cer": s["cer"], "wer": s["wer"]})
+            results.append({"lm_weight": w, "word_bonus": b, "cer": s["cer"], "wer": s["wer"]})
             if progress:
-                print(f"lm_weight {w:4.2f} char_bonus {b:5.2f}: CER {s['cer']:.2%} WER {s['wer']:.2%}", flush=True)
+                print(f"lm_weight {w:4.2f} word_bonus {b:5.2f}: CER {s['cer']:.2%} WER {s['wer']:.2%}", flush=True)
             if best is None or s["cer"] < best[0]:
                 best = (s["cer"], cfg)
     return {"best": asdict(best[1]), "best_cer": best[0], "grid": results, "split": split, "limit": limit}
