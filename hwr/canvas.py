@@ -35,3 +35,21 @@ def ink_from_canvas(value: Any, text: str | None = None) -> Ink | None:
     if ink.num_points > MAX_POINTS:
         raise InkError(f"{ink.num_points:,} points is too many for one line ({MAX_POINTS:,} max); clear and retry")
     return ink.validate(repair_time="clamp")
+
+
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+
+
+def ink_from_upload(name: str, data: bytes) -> Ink:
+    """An uploaded InkML or JSON file -> its (first) ink, validated; `InkError` if unusable."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InkError(f"{name} is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+    if name.lower().endswith(".json"):
+        ink = Ink.from_json(data.decode("utf-8", errors="replace"))
+    else:
+        from .importers.inkml import parse_inkml
+        try:
+            ink = parse_inkml(data)[0][0]
+        except Exception as e:  # any XML problem (bombs and external entities included) is bad input
+            raise InkError(f"not readable InkML ({type(e).__name__}: {str(e)[:80]})") from None
+    return ink.validate(repair_time="clamp")

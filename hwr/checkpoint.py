@@ -112,3 +112,20 @@ def load_model(path: str | os.PathLike) -> tuple[Network, Alphabet, FeatureConfi
                               f"{str(e).splitlines()[0][:120]})") from None
     model.eval()
     return model, alphabet, feature_config, state
+
+
+TRAINING_ONLY = ("optimizer", "scaler", "rng_torch", "epoch", "batch_in_epoch", "step", "bad_epochs")
+
+
+def export_model(src: str | os.PathLike, dst: str | os.PathLike, **extra: Any) -> dict:
+    """Copy a checkpoint without its training state (optimizer moments etc.): a third of the size."""
+    state = load_state(src)
+    slim = {k: v for k, v in state.items() if k not in TRAINING_ONLY}
+    slim.update(extra)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_suffix(".tmp")
+    torch.save(slim, tmp)
+    os.replace(tmp, dst)
+    load_model(dst)  # it must load
+    return slim

@@ -229,6 +229,33 @@ def cmd_lm_build(a) -> int:
     return 0
 
 
+def cmd_model_export(a) -> int:
+    """A model folder: model.pt (no training state), the LM (gzipped) and decoder.json."""
+    import gzip
+    import shutil
+    from .checkpoint import export_model
+    from .decode import DecoderConfig
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    export_model(a.checkpoint, out / "model.pt")
+    cfg = DecoderConfig.from_json(a.decoder_config) if a.decoder_config else DecoderConfig()
+    d = cfg.as_dict()
+    if a.lm:
+        name = Path(a.lm).name + ("" if a.lm.endswith(".gz") else ".gz")
+        if a.lm.endswith(".gz"):
+            shutil.copyfile(a.lm, out / name)
+        else:
+            with open(a.lm, "rb") as src, gzip.open(out / name, "wb", compresslevel=9) as dst:
+                shutil.copyfileobj(src, dst)
+        d.update(lm=name, kind="beam")
+    elif d.get("lm"):
+        d["lm"] = None
+    (out / "decoder.json").write_text(json.dumps(d, indent=2) + "\n")
+    size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    print(f"wrote {out}: {', '.join(sorted(f.name for f in out.iterdir()))} ({size:.1f} MB)")
+    return 0
+
+
 def cmd_demo(a) -> int:
     import subprocess
     app = Path(__file__).resolve().parents[1] / "web" / "app.py"
@@ -360,6 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--eval-store", help="report perplexity on this store's labels")
     lb.add_argument("--eval-split", default="testset_v")
     lb.set_defaults(func=cmd_lm_build)
+
+    mo = sub.add_parser("model", help="package a trained model").add_subparsers(dest="model_command", required=True)
+    mx = mo.add_parser("export", help="write a model folder (model.pt, LM, decoder.json) for Recognizer.load")
+    mx.add_argument("checkpoint")
+    mx.add_argument("--out", required=True)
+    mx.add_argument("--lm", help="ARPA character LM to ship with it (stored gzipped)")
+    mx.add_argument("--decoder-config", help="decoder.json from hwr tune-lm")
+    mx.set_defaults(func=cmd_model_export)
 
     de = sub.add_parser("demo", help="start the drawing app in the browser")
     de.add_argument("--port", type=int, default=8501)

@@ -17,6 +17,7 @@ the model learns that lines start and end mid-sentence, as they do on a page.
 from __future__ import annotations
 
 import collections
+import gzip
 import io
 import math
 import os
@@ -192,7 +193,7 @@ class ArpaLM:
             by_order[len(g)].append(g)
         path = Path(path)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with _open(tmp, "w", gz=path.suffix == ".gz") as f:
             f.write("\\data\\\n")
             for k in range(1, self.order + 1):
                 f.write(f"ngram {k}={len(by_order[k])}\n")
@@ -213,7 +214,7 @@ class ArpaLM:
     def read_arpa(cls, path: str | os.PathLike) -> ArpaLM:
         lm = None
         order_now = 0
-        with open(path, encoding="utf-8") as f:
+        with _open(path, "r", gz=str(path).endswith(".gz")) as f:
             for line in f:
                 line = line.rstrip("\n")
                 if line.startswith("ngram "):
@@ -250,6 +251,11 @@ class ArpaLM:
 
 
 UNK_KEY = "\x01"
+
+
+def _open(path, mode: str, gz: bool):
+    """Text file, gzip-compressed when `gz` (KenLM reads .arpa.gz directly)."""
+    return gzip.open(path, mode + "t", encoding="utf-8") if gz else open(path, mode, encoding="utf-8")
 
 
 def _word(c: str) -> str:

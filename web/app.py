@@ -21,7 +21,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from hwr.canvas import ink_from_canvas
+from hwr.canvas import MAX_UPLOAD_BYTES, ink_from_canvas, ink_from_upload
 from hwr.checkpoint import CheckpointError
 from hwr.decode import DecoderConfig
 from hwr.exporters import ink_to_inkml
@@ -31,7 +31,6 @@ from hwr.store import Sample, Store, StoreError, append_samples
 
 HERE = Path(__file__).parent
 BOARD_HEIGHT = 220
-MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 MIN_PERSONAL_SAMPLES = 10
 PALETTE = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 
@@ -246,7 +245,7 @@ def upload_panel(rec: Recognizer, cfg: DecoderConfig) -> None:
             st.error(f"{up.name} is {up.size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
             return
         try:
-            ink = read_upload(up.name, up.getvalue())
+            ink = ink_from_upload(up.name, up.getvalue())
         except (InkError, ValueError) as e:
             st.error(f"Cannot read {up.name}: {e}")
             return
@@ -257,19 +256,6 @@ def upload_panel(rec: Recognizer, cfg: DecoderConfig) -> None:
                 st.warning("The label uses characters this model cannot write: "
                            + ", ".join(repr(c) for c in sorted(unknown)))
         show_result(rec, cfg, ink, key=f"upload-{up.file_id}")
-
-
-def read_upload(name: str, data: bytes) -> Ink:
-    """An uploaded InkML or JSON file -> its (first) ink, validated."""
-    if name.lower().endswith(".json"):
-        ink = Ink.from_json(data.decode("utf-8", errors="replace"))
-    else:
-        from hwr.importers.inkml import parse_inkml
-        try:
-            ink = parse_inkml(data)[0][0]
-        except Exception as e:  # any XML problem (bombs and external entities included) is bad input
-            raise InkError(f"not readable InkML ({type(e).__name__}: {str(e)[:80]})") from None
-    return ink.validate(repair_time="clamp")
 
 
 def main() -> None:

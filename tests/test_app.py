@@ -1,0 +1,128 @@
+"""Logic tests of the Streamlit app with AppTest (ink injected through session state)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import synthetic_line
+
+from hwr.canvas import MAX_STROKES, ink_from_canvas
+from hwr.ink import InkError
+from hwr.store import Store
+
+APP = str(Path(__file__).resolve().parents[1] / "web" / "app.py")
+
+
+def canvas_strokes(text: str, seed: int = 0) -> list[dict]:
+    """What the browser component sends for a synthetic line (t in ms since the epoch)."""
+    ink = synthetic_line(text, seed=seed, jitter=1.0, t0=1.76e12)[0]
+    d = ink.to_json_dict()["strokes"]
+    for s in d:
+        s["pointer_type"] = "mouse"
+        for p in s["points"]:
+            p[3] = 0.5
+    return d
+
+
+# ---------------------------------------------------------------- the conversion function
+def test_ink_from_canvas_accepts_browser_data_and_rejects_bad():
+    assert ink_from_canvas(None) is None and ink_from_canvas([]) is None and ink_from_canvas({"strokes": []}) is None
+    ink = ink_from_canvas(canvas_strokes("ab"))
+    assert len(ink) == len(canvas_strokes("ab")) and ink.strokes[0].pointer_type == "mouse"
+    dot = ink_from_canvas([{"points": [[10, 10, 1.76e12, 0.5]], "pointer_type": "pen"}])
+    assert dot.num_points == 1
+    # a repeated / out-of-order browser timestamp is clamped, not an error
+    jittery = ink_from_canvas([{"points": [[0, 0, 100, 0.5], [1, 1, 99, 0.5], [2, 2, 101, 0.5]]}])
+    assert (np.diff(jittery.points()[:, 2]) >= 0).all()
+    # a stroke leaving the canvas has negative coordinates: still ink
+    assert ink_from_canvas([{"points": [[-30, 5, 1, None], [5, 500, 2, None]]}]).num_points == 2
+    with pytest.raises(InkError):
+        ink_from_canvas([{"points": [[0, "x", 1, 0]]}])
+    with pytest.raises(InkError, match="more than one line"):
+        ink_from_canvas([{"points": [[i, i, i, 0.5]]} for i in range(MAX_STROKES + 1)])
+    with pytest.raises(InkError):
+        ink_from_canvas([{"points": [[float("nan"), 0, 1, 0.5]]}])
+
+
+# ---------------------------------------------------------------- the app
+@pytest.fixture
+def app(tiny_model, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("HWR_MODEL", str(tiny_model))
+    monkeypatch.setenv("HWR_DATA_DIR", str(tmp_path / "data"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    return at
+
+
+def _result_text(at) -> str:
+    for m in at.markdown:
+        if 'class="hwr-result"' in m.value:
+            return m.value.split(">", 1)[1].rsplit("</div>", 1)[0]
+    raise AssertionError("no result on the page")
+
+
+@pytest.mark.slow
+def test_app_empty_canvas_then_ink_transcribed(app):
+    at = app.run()
+    assert not at.exception
+    assert "Write a line" in _result_text(at)
+    at.session_state["strokes"] = canvas_strokes("bad cab", seed=1000)
+    at.run()
+    assert not at.exception
+    assert _result_text(at) == "bad cab"
+    alts = [r for r in at.radio if r.key and r.key.startswith("alt-")]
+    assert alts and alts[0].options[0].startswith("'bad cab'")
+    assert any("<svg" in m.value for m in at.markdown)  # strokes coloured by character
+
+
+@pytest.mark.slow
+def test_app_undo_clear_and_save(app, tmp_path):
+    at = app.run()
+    strokes = canvas_strokes("bad cab", seed=1000)
+    at.session_state["strokes"] = strokes
+    at.run()
+    at.button(key="undo").click().run()
+    assert len(at.session_state["strokes"]) == len(strokes) - 1
+    at.session_state["strokes"] = strokes
+    at.run()
+    fix = next(t for t in at.text_input if t.key and t.key.startswith("fix-"))
+    fix.set_value("bad cab").run()
+    save = next(b for b in at.button if b.key and b.key.startswith("save-"))
+    save.click().run()
+    assert not at.exception
+    store = tmp_path / "data" / "feedback.h5"
+    with Store(store) as s:
+        assert len(s) == 1 and s[0].text == "bad cab" and s[0].ink.num_points > 10
+    at.button(key="clear").click().run()
+    assert at.session_state["strokes"] == []
+    assert "Write a line" in _result_text(at)
+
+
+@pytest.mark.slow
+def test_app_bad_inputs_keep_the_session_working(app):
+    at = app.run()
+    at.session_state["strokes"] = [{"points": [[5, 5, 1.76e12, 0.5]], "pointer_type": "mouse"}]
+    at.run()
+    assert not at.exception  # a single dot is read (as something) without a traceback
+    at.session_state["strokes"] = [{"points": [[i, i, i, 0.5]]} for i in range(MAX_STROKES + 5)]
+    at.run()
+    assert not at.exception and any("more than one line" in w.value for w in at.warning)
+    at.session_state["strokes"] = [{"points": [[0, 1e9, 1, 0.5]]}]
+    at.run()
+    assert not at.exception and at.warning
+    at.session_state["strokes"] = canvas_strokes("ace", seed=4)
+    at.run()
+    assert _result_text(at) == "ace"
+
+
+def test_upload_reader_rejects_bad_files():
+    from hwr.canvas import MAX_UPLOAD_BYTES, ink_from_upload
+    from hwr.exporters import ink_to_inkml
+    ink = synthetic_line("ab")[0]
+    assert ink_from_upload("x.json", ink.to_json().encode()).num_points == ink.num_points
+    assert ink_from_upload("x.inkml", ink_to_inkml(ink).encode()).num_points == ink.num_points
+    for name, data in [("x.json", b"{nope"), ("x.inkml", b"<ink><trace>1 2, 3"),
+                       ("x.inkml", b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><ink>&e;</ink>'),
+                       ("x.json", b'{"strokes": []}'), ("big.json", b" " * (MAX_UPLOAD_BYTES + 1))]:
+        with pytest.raises(InkError):
+            ink_from_upload(name, data)
