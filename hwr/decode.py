@@ -18,7 +18,7 @@ import torch
 
 from .alphabet import BLANK, Alphabet
 
-SPACE_TOKEN = "|"  # how the space character is spelled inside the decoder and the LM
+from .lm import SPACE_WORD as SPACE_TOKEN  # the space character's name in the decoder and the LM
 
 
 @dataclass
@@ -95,8 +95,6 @@ class BeamDecoder:
                                "pip install flashlight-text") from None
         self.alphabet = alphabet
         self.config = config
-        if SPACE_TOKEN in alphabet.index:
-            raise ValueError(f"the alphabet uses {SPACE_TOKEN!r}, which the decoder reserves for space")
         self.tokens = ["<blk>"] + [SPACE_TOKEN if c == " " else c for c in alphabet.chars]
         if " " not in alphabet.index:
             self.tokens.append(SPACE_TOKEN)  # flashlight needs a silence token to exist

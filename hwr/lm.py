@@ -9,7 +9,7 @@ discounts per order from counts-of-counts, interpolation down to a uniform distr
 written exactly as ARPA probabilities and backoff weights. Count pruning of orders >= 3
 re-normalises the backoff weights so every context still sums to one (a test checks that).
 
-Tokens are characters; the space is written `|` (ARPA splits on whitespace), `<s>`/`</s>`
+Tokens are characters; the space is written `<sp>` (ARPA splits on whitespace), `<s>`/`</s>`
 bound each line of text. Text is turned into handwriting-like lines (25-45 characters) so
 the model learns that lines start and end mid-sentence, as they do on a page.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-SPACE = "|"
+SPACE_WORD = "<sp>"  # the space character's name in ARPA files and in the decoder's token list
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 _BOS, _EOS = "\x02", "\x03"  # one-character stand-ins while counting
 
@@ -115,13 +115,13 @@ def build_lm(lines: Iterable[str], order: int = 6, vocab: Iterable[str] = (), pr
     raw: list[collections.Counter] = [collections.Counter() for _ in range(order + 1)]
     chars: set[str] = set()
     for line in tqdm(lines, desc="counting", unit=" lines", disable=not progress, mininterval=2, delay=2):
-        s = _BOS + line.replace(" ", SPACE) + _EOS
+        s = _BOS + line + _EOS
         chars.update(s[1:])
         for k in range(1, order + 1):
             c = raw[k]
             for i in range(len(s) - k + 1):
                 c[s[i:i + k]] += 1
-    chars.update(SPACE if c == " " else c for c in vocab)
+    chars.update(vocab)
     chars.add(UNK_KEY)
     # adjusted counts: continuation counts below the top order, raw counts for <s>-anchored n-grams
     adj: list[dict[str, int]] = [{} for _ in range(order + 1)]
@@ -242,7 +242,7 @@ class ArpaLM:
 
     def line_log10(self, text: str) -> tuple[float, int]:
         """(log10 probability of a line incl. </s>, number of predicted tokens)."""
-        s = _BOS + text.replace(" ", SPACE) + _EOS
+        s = _BOS + text + _EOS
         total = 0.0
         for i in range(1, len(s)):
             p = self.p(s[i], s[max(0, i - self.order + 1):i])
@@ -259,11 +259,11 @@ def _open(path, mode: str, gz: bool):
 
 
 def _word(c: str) -> str:
-    return {_BOS: BOS, _EOS: EOS, UNK_KEY: UNK}.get(c, c)
+    return {_BOS: BOS, _EOS: EOS, UNK_KEY: UNK, " ": SPACE_WORD}.get(c, c)
 
 
 def _char(w: str) -> str:
-    return {BOS: _BOS, EOS: _EOS, UNK: UNK_KEY}.get(w, w)
+    return {BOS: _BOS, EOS: _EOS, UNK: UNK_KEY, SPACE_WORD: " "}.get(w, w)
 
 
 def perplexity(lm: ArpaLM, lines: Iterable[str]) -> float:

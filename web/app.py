@@ -25,7 +25,7 @@ from hwr.canvas import MAX_UPLOAD_BYTES, ink_from_canvas, ink_from_upload
 from hwr.checkpoint import CheckpointError
 from hwr.decode import DecoderConfig
 from hwr.exporters import ink_to_inkml
-from hwr.ink import Ink, InkError
+from hwr.ink import Ink, InkError, Stroke
 from hwr.recognizer import Recognizer, default_model_path, stroke_owner
 from hwr.store import Sample, Store, StoreError, append_samples
 
@@ -43,7 +43,11 @@ def data_dir() -> Path:
 
 @st.cache_resource(show_spinner="Loading the recognizer...")
 def load_recognizer(path: str) -> Recognizer:
-    return Recognizer.load(path, device="cpu")
+    rec = Recognizer.load(path, device="cpu")
+    warm = Ink([Stroke([[0, 0], [10, 10], [20, 0]])])
+    for kind in ("greedy", rec.decoder_config.kind):  # load the LM now, not on the first stroke
+        rec.recognize(warm, decoder=DecoderConfig(**{**rec.decoder_config.as_dict(), "kind": kind}))
+    return rec
 
 
 board = st.components.v2.component(
@@ -51,6 +55,7 @@ board = st.components.v2.component(
     html='<div class="hwr-board"><canvas aria-label="handwriting canvas"></canvas></div>',
     css=(HERE / "canvas.css").read_text(),
     js=(HERE / "canvas.js").read_text(),
+    isolate_styles=False,  # no shadow root: the page (and browser tests) can see the canvas
 )
 
 

@@ -1,0 +1,192 @@
+"""Real browser tests: Debian chromium driven by Playwright against `streamlit run web/app.py`.
+
+The test command installs both (see .ci/run); without them these tests skip, unless
+HWR_REQUIRE_BROWSER=1 (set by CI) turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from hwr.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _need_browser():
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+        have_playwright = True
+    except ImportError:
+        have_playwright = False
+    if CHROMIUM and have_playwright:
+        return
+    if os.environ.get("HWR_REQUIRE_BROWSER") == "1":
+        pytest.fail("chromium and playwright are required (HWR_REQUIRE_BROWSER=1)")
+    pytest.skip("Debian chromium and the playwright package are not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _need_browser()
+    data = tmp_path_factory.mktemp("appdata")
+    port = _free_port()
+    env = dict(os.environ, HWR_DATA_DIR=str(data))
+    log = open(data / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "web" / "app.py"),
+                             "--server.address", "127.0.0.1", "--server.port", str(port),
+                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read().strip() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + (data / "server.log").read_text()[-2000:])
+    yield url, data
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(server, browser):
+    url, _ = server
+    pg = browser.new_page(viewport={"width": 1300, "height": 1000})
+    pg.goto(url)
+    pg.wait_for_selector("canvas", timeout=60_000)
+    pg.wait_for_selector(".hwr-result", timeout=60_000)
+    yield pg
+    pg.close()
+
+
+def result_text(page) -> str:
+    return page.locator(".hwr-result").first.inner_text().strip()
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> list[float]:
+    """Draw strokes (canvas coordinates) with the mouse; returns ms from pen-up to new text."""
+    box = page.locator("canvas").first.bounding_box()
+    latencies = []
+    for pts in strokes:
+        before = result_text(page)
+        count = int(page.locator("canvas").first.get_attribute("data-strokes") or 0)
+        page.mouse.move(box["x"] + pts[0][0], box["y"] + pts[0][1])
+        page.mouse.down()
+        for x, y in pts[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y)
+        t0 = time.perf_counter()
+        page.mouse.up()
+        page.wait_for_function(
+            """([before, count]) => {
+                const c = document.querySelector('canvas');
+                const r = document.querySelector('.hwr-result');
+                return c && Number(c.dataset.strokes || 0) > count && r && r.innerText.trim() !== before;
+            }""", arg=[before, count], timeout=30_000, polling=5)
+        latencies.append((time.perf_counter() - t0) * 1000)
+    return latencies
+
+
+def fixture_strokes(ink_json: dict, height: float = 110.0, left: float = 30.0, top: float = 50.0):
+    """Scale a fixture ink to the canvas: `height` px tall, placed at (left, top)."""
+    pts = [p for s in ink_json["strokes"] for p in s["points"]]
+    x0, y0 = min(p[0] for p in pts), min(p[1] for p in pts)
+    h = max(max(p[1] for p in pts) - y0, 1)
+    k = height / h
+    return [[(left + (p[0] - x0) * k, top + (p[1] - y0) * k) for p in s["points"]] for s in ink_json["strokes"]]
+
+
+def test_drawing_updates_transcription_undo_clear_save(page, server):
+    url, data = server
+    assert "Write a line" in result_text(page)
+    zig = [(40 + i * 6, 120 + (20 if i % 2 else -20)) for i in range(12)]
+    bar = [(140, 80), (140, 150)]
+    dot = [(170, 100), (171, 100)]
+    lat = draw(page, [zig, bar, dot])
+    after_three = result_text(page)
+    assert "Write a line" not in after_three
+    page.get_by_role("button", name="Undo").click()
+    page.wait_for_function("() => document.querySelector('canvas').dataset.strokes === '2'", timeout=30_000)
+    page.get_by_role("button", name="Clear").click()
+    page.wait_for_function("() => document.querySelector('canvas').dataset.strokes === '0'", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('.hwr-result').innerText.includes('Write a line')",
+                           timeout=30_000)
+    # a pen stroke through the DevTools protocol, then save it with a typed correction
+    box = page.locator("canvas").first.bounding_box()
+    cdp = page.context.new_cdp_session(page)
+    pts = [(box["x"] + 60 + i * 5, box["y"] + 100 + (i % 3) * 8) for i in range(15)]
+    cdp.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": pts[0][0], "y": pts[0][1], "pointerType": "pen"})
+    cdp.send("Input.dispatchMouseEvent", {"type": "mousePressed", "x": pts[0][0], "y": pts[0][1], "button": "left",
+                                          "clickCount": 1, "pointerType": "pen", "force": 0.6})
+    for x, y in pts[1:]:
+        cdp.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "button": "left",
+                                              "pointerType": "pen", "force": 0.6})
+    cdp.send("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": pts[-1][0], "y": pts[-1][1],
+                                          "button": "left", "clickCount": 1, "pointerType": "pen"})
+    page.wait_for_function("() => document.querySelector('canvas').dataset.strokes === '1'", timeout=30_000)
+    page.wait_for_selector("text=Save to my samples", timeout=30_000)
+    box_input = page.get_by_label("Correct text (what you wrote)")
+    box_input.fill("mm")
+    box_input.press("Enter")
+    time.sleep(1.0)
+    page.get_by_role("button", name="Save to my samples").click()
+    page.wait_for_selector("text=Saved.", timeout=30_000)
+    with Store(data / "feedback.h5") as s:
+        assert len(s) == 1 and s[0].text == "mm"
+        assert s[0].ink.strokes[0].pointer_type == "pen" and s[0].ink.num_points >= 10
+    page.screenshot(path=str(data / "app.png"), full_page=True)
+    assert (data / "app.png").stat().st_size > 10_000
+    print(f"pen-up -> new text, ms: {[round(x) for x in lat]}")
+
+
+def test_replayed_unipen_word_is_read_and_latency_measured(page):
+    words = [json.loads(x) for x in (FIXTURES / "unipen_words.jsonl").read_text().splitlines()]
+    lat_all = []
+    for w in words[:2]:
+        page.get_by_role("button", name="Clear").click()
+        page.wait_for_function("() => document.querySelector('canvas').dataset.strokes === '0'", timeout=30_000)
+        lat_all += draw(page, fixture_strokes(w))
+        page.wait_for_function("(t) => document.querySelector('.hwr-result').innerText.trim() === t",
+                               arg=w["text"], timeout=30_000)
+    report = {"median_ms": statistics.median(lat_all), "p95_ms": sorted(lat_all)[int(0.95 * (len(lat_all) - 1))],
+              "strokes": len(lat_all)}
+    out = Path(os.environ.get("HWR_BENCH_OUT", "/tmp")) / "app_latency.json"
+    out.write_text(json.dumps(report))
+    print(f"app latency pen-up -> transcription on screen: {report}")
