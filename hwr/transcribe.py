@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -119,7 +120,7 @@ def transcribe(inputs: list[str], out: str | os.PathLike, recognizer: Recognizer
 
         def _fail(id_, src, e):
             counts["failed"] += 1
-            tqdm.write(f"hwr transcribe: {id_} ({src}): {e}")
+            tqdm.write(f"hwr transcribe: {id_} ({src}): {e}", file=sys.stderr)
 
         bar = tqdm(desc="transcribe", unit=" inks", disable=not progress, delay=1.0)
         for n, (id_, src, ink) in enumerate(iter_inputs(inputs)):

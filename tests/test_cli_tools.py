@@ -1,0 +1,115 @@
+"""evaluate / transcribe / lm build / data info+show / plot through the CLI and their functions."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import synthetic_line, tiny_texts
+
+from hwr.evaluate import confusions, evaluate
+from hwr.exporters import ink_to_inkml
+from hwr.recognizer import Recognizer
+from hwr.transcribe import merge, transcribe
+
+
+def hwr(*args, check=True):
+    r = subprocess.run([sys.executable, "-m", "hwr.cli", *map(str, args)], capture_output=True, text=True)
+    if check:
+        assert r.returncode == 0, r.stderr[-2000:]
+    return r
+
+
+def test_confusions_alignment():
+    assert confusions("abc", "abc") == []
+    assert sorted(confusions("abc", "axc")) == [("b", "x")]
+    assert sorted(confusions("abc", "ac")) == [("b", "")]
+
+
+@pytest.mark.slow
+def test_evaluate_json_report_and_per_writer(tiny_model, tiny_data, tmp_path):
+    r = hwr("evaluate", "--data", tiny_data, "--split", "val", "--model", tiny_model, "--json",
+            "--report", tmp_path / "rows.jsonl")
+    s = json.loads(r.stdout)
+    for k in ("cer", "wer", "samples", "characters", "decoder", "seconds", "lines_per_second", "worst",
+              "confusions", "cer_per_writer"):
+        assert k in s
+    assert s["samples"] == 40 and 0 <= s["cer"] < 0.05 and s["decoder"]["kind"] == "greedy"
+    rows = [json.loads(x) for x in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == 40 and {"id", "reference", "hypothesis", "edits"} <= set(rows[0])
+    assert sum(x["edits"] for x in rows) == round(s["cer"] * s["characters"])
+    assert set(s["cer_per_writer"]) == {"w0", "w1", "w2"}
+
+
+@pytest.mark.slow
+def test_tune_lm_refuses_the_test_split_and_writes_decoder_json(tiny_model, tiny_data, tmp_path):
+    lm = tmp_path / "lm.arpa"
+    (tmp_path / "text.txt").write_text("\n".join(tiny_texts(300, seed=9)))
+    out = json.loads(hwr("lm", "build", "--text", tmp_path / "text.txt", "--order", "4", "--out", lm,
+                         "--eval-store", tiny_data, "--eval-split", "val").stdout.splitlines()[-1])
+    assert out["perplexity"] > 1 and lm.exists()
+    r = hwr("tune-lm", "--data", tiny_data, "--split", "testset_f", "--model", tiny_model, "--lm", lm, check=False)
+    assert r.returncode == 2 and "never on testset_f" in r.stderr
+    hwr("tune-lm", "--data", tiny_data, "--split", "val", "--model", tiny_model, "--lm", lm, "--weights", "0.2,0.5",
+        "--bonuses", "0", "--limit", "10", "--out", tmp_path / "decoder.json")
+    d = json.loads((tmp_path / "decoder.json").read_text())
+    assert d["kind"] == "beam" and d["lm_weight"] in (0.2, 0.5)
+    s = json.loads(hwr("evaluate", "--data", tiny_data, "--split", "val", "--model", tiny_model, "--json",
+                       "--decoder", "beam", "--lm", lm, "--beam-size", "8").stdout)
+    assert s["decoder"]["lm"] == str(lm) and s["cer"] < 0.1
+
+
+@pytest.mark.slow
+def test_transcribe_mixed_inputs_resume_bad_items_and_shards(tiny_model, tiny_data, tmp_path):
+    inks = tmp_path / "inks"
+    inks.mkdir()
+    (inks / "a.inkml").write_text(ink_to_inkml(synthetic_line("bad", seed=1, jitter=1.0)[0]))
+    (inks / "b.json").write_text(synthetic_line("cab", seed=2, jitter=1.0)[0].to_json())
+    (inks / "c.jsonl").write_text(synthetic_line("dab", seed=3)[0].to_json() + "\n{broken\n"
+                                  + json.dumps({"strokes": []}) + "\n")
+    (inks / "d.inkml").write_text("<ink><trace>1 2, 3")
+    out = tmp_path / "res.jsonl"
+    r = hwr("transcribe", inks, tiny_data, "--model", tiny_model, "--out", out, "--nbest", "3", check=False)
+    assert r.returncode == 1  # some items failed
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    by_id = {x["id"]: x for x in rows}
+    assert by_id["a"]["text"] == "bad" and by_id["b"]["text"] == "cab"
+    assert len(rows) == 3 + 240
+    for key in ("id", "source", "text", "score", "candidates", "char_spans"):
+        assert key in rows[0]
+    assert json.loads(r.stdout)["failed"] == 3
+    # resumable: a re-run writes nothing new
+    r2 = hwr("transcribe", inks, tiny_data, "--model", tiny_model, "--out", out, check=False)
+    assert json.loads(r2.stdout)["written"] == 0 and len(out.read_text().splitlines()) == len(rows)
+    # shards partition the work and merge back to the same set of ids
+    rec = Recognizer.load(tiny_model, device="cpu")
+    parts = []
+    for i in range(2):
+        c = transcribe([str(tiny_data)], tmp_path / "sh.jsonl", rec, shard=(i, 2), progress=False)
+        parts.append(c["out"])
+    assert merge(parts, tmp_path / "merged.jsonl") == 240
+
+
+@pytest.mark.slow
+def test_evaluate_function_greedy_matches_recognize(tiny_model, tiny_data):
+    rec = Recognizer.load(tiny_model, device="cpu")
+    s = evaluate(tiny_data, rec, split="val", batch_size=1, progress=False)
+    s8 = evaluate(tiny_data, rec, split="val", batch_size=8, progress=False)
+    assert abs(s["cer"] - s8["cer"]) < 0.02
+
+
+def test_data_info_show_and_plot(small_store, tmp_path):
+    info = json.loads(hwr("data", "info", small_store, "--json").stdout)
+    assert info["samples"] == 4 and info["splits"] == {"test": 1, "train": 2, "val": 1}
+    assert info["strokes"] > 0 and info["points"] > 0
+    assert "samples" in hwr("data", "info", small_store).stdout
+    hwr("data", "show", small_store, "1", "--out", tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 2000
+    assert hwr("data", "show", small_store, "99", "--out", tmp_path / "x.png", check=False).returncode == 2
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{"kind": "train", "step": i * 10, "loss": 50 / (i + 1)} for i in range(10)]
+    rows += [{"kind": "epoch", "epoch": i, "val_cer": 1 / (i + 1)} for i in range(1, 5)]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    hwr("plot", run, "--out", tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 5000
