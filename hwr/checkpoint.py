@@ -66,8 +66,11 @@ def save(path: str | os.PathLike, model: Network, alphabet: Alphabet, feature_co
             os.unlink(tmp)
 
 
-def load_state(path: str | os.PathLike) -> dict:
-    """The raw checkpoint dict, checked for format and version."""
+def load_state(path: str | os.PathLike, any_features: bool = False) -> dict:
+    """The raw checkpoint dict, checked for format and version.
+
+    `any_features` accepts another feature version (only for warm-starting a new training run,
+    whose features are then the current ones)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -78,24 +81,24 @@ def load_state(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path}: not an hwr checkpoint, or damaged ({first[:120]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path}: a PyTorch file, but not an hwr checkpoint")
-    return migrate(state, path)
+    return migrate(state, path, any_features)
 
 
-def migrate(state: dict, path: Path) -> dict:
+def migrate(state: dict, path: Path, any_features: bool = False) -> dict:
     """The one place where older checkpoint formats are upgraded."""
     version = state.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {version} is newer than this hwr reads "
                               f"({FORMAT_VERSION}); upgrade hwr")
-    if state.get("feature_version") != FEATURE_VERSION:
+    if state.get("feature_version") != FEATURE_VERSION and not any_features:
         raise CheckpointError(f"{path}: made with feature version {state.get('feature_version')}, this hwr "
                               f"computes version {FEATURE_VERSION}; retrain or use a matching hwr")
     return state
 
 
-def load_model(path: str | os.PathLike) -> tuple[Network, Alphabet, FeatureConfig, dict]:
+def load_model(path: str | os.PathLike, any_features: bool = False) -> tuple[Network, Alphabet, FeatureConfig, dict]:
     """(model in eval mode on CPU, alphabet, feature config, the whole checkpoint dict)."""
-    state = load_state(path)
+    state = load_state(path, any_features)
     try:
         alphabet = Alphabet(state["alphabet"])
         model_config = ModelConfig(**state["model_config"])

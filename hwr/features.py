@@ -25,7 +25,7 @@ import numpy as np
 
 from .ink import Ink, InkError
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: the flat-ink fallback no longer fires on long lines
 
 
 @dataclass
@@ -89,8 +89,9 @@ def writing_height(xy: np.ndarray, stroke_lengths: np.ndarray) -> tuple[float, f
     q10, q50, q90 = (y[order][min(np.searchsorted(cw, q), len(y) - 1)] for q in (0.1, 0.5, 0.9))
     height = q90 - q10
     extent = float(np.ptp(xy, axis=0).max()) if len(xy) else 0.0
-    if height < 0.05 * extent or height <= 0:
-        # flat writing (a dash, a line of dots) or a single point: use the box, or unit scale
+    if height <= 0.01 * extent:
+        # flat writing (a dash, a line of dots) or a single point: use the box, or unit scale.
+        # (A line of text is often 20-40 times wider than high: only truly flat ink lands here.)
         height = max(float(np.ptp(y)), 0.25 * extent) if extent > 0 else 1.0
     return float(height), float(q50)
 

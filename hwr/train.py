@@ -165,7 +165,7 @@ class Trainer:
         if resume_state is not None:
             self.alphabet = Alphabet(resume_state["alphabet"])
         elif cfg.init_from:
-            old = Alphabet(checkpoint.load_state(cfg.init_from)["alphabet"])
+            old = Alphabet(checkpoint.load_state(cfg.init_from, any_features=True)["alphabet"])
             new = Alphabet.from_texts(r[2] for r in rows)
             self.alphabet = Alphabet(old.chars + [c for c in new.chars if c not in old.index])
         else:
@@ -216,7 +216,7 @@ class Trainer:
 
     def _init_from(self, path: str) -> None:
         """Transfer learning: copy matching weights; rows for new characters keep their fresh init."""
-        old_model, old_alpha, _, _ = checkpoint.load_model(path)
+        old_model, old_alpha, _, _ = checkpoint.load_model(path, any_features=True)
         own = self.model.state_dict()
         for k, v in old_model.state_dict().items():
             if k.startswith("head."):
