@@ -173,8 +173,8 @@ def show_result(rec: Recognizer, cfg: DecoderConfig, ink: Ink, key: str) -> str 
         st.warning(f"Cannot read this ink: {e}")
         return None
     ms = (time.perf_counter() - t0) * 1000
-    st.markdown(f'<div class="hwr-result" style="font-size:2rem;font-family:serif;min-height:2.6rem">'
-                f'{html.escape(result.text) or "&nbsp;"}</div>', unsafe_allow_html=True)
+    st.markdown(f'<div class="hwr-result" data-strokes="{len(ink)}" style="font-size:2rem;font-family:serif;'
+                f'min-height:2.6rem">{html.escape(result.text) or "&nbsp;"}</div>', unsafe_allow_html=True)
     st.caption(f"recognised in {ms:.0f} ms with {cfg.kind} decoding, {len(ink)} strokes")
     options = [h.text for h in result.candidates]
     labels = {h.text: f"{h.text!r}   (score {h.score:.1f})" for h in result.candidates}
@@ -229,8 +229,8 @@ def drawing(rec: Recognizer, cfg: DecoderConfig, store_path: Path) -> None:
         st.warning(f"{e}")
         return
     if ink is None:
-        st.markdown('<div class="hwr-result" style="color:#888">Write a line of text above, with a mouse, '
-                    'pen or finger.</div>', unsafe_allow_html=True)
+        st.markdown('<div class="hwr-result" data-strokes="0" style="color:#888">Write a line of text above, '
+                    'with a mouse, pen or finger.</div>', unsafe_allow_html=True)
         return
     key = f"{ss.board_version}-{len(ss.strokes)}"
     chosen = show_result(rec, cfg, ink, key)

@@ -1,0 +1,266 @@
+"""Benchmarks: every speed figure in BENCHMARKS.md comes from this script.
+
+    python scripts/bench.py --iam WORK/iam-ondb.h5 --shared ../shared/data --out bench.json
+    python scripts/bench.py --only latency --only decode          # a subset
+
+Each figure is the median of several repeats, printed with the machine it ran on. Before
+each part the script samples how busy the CPU is; if something else is using it (another
+process on these 2 cores slows a 2-thread run 10-100x) the figures are marked CONTAMINATED.
+
+Parts:
+  import    IAM-OnDB from the tarballs into a store (seconds) and random sample reads (samples/s)
+  train     training throughput of the default model (lines/s, frames/s), CPU with 2 threads, or CUDA
+  latency   per line, batch 1, 1 thread, the median testset_v line: features + model + greedy, and
+            + beam 32 with the shipped LM
+  batch     lines/s on 2 threads: greedy, and beam + LM
+  decode    the same logits decoded by hwr's beam search (flashlight) and by pyctcdecode, beam 32,
+            no LM: time and CER side by side
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hwr.decode import DecoderConfig, greedy
+from hwr.metrics import cer
+from hwr.recognizer import Recognizer
+from hwr.store import Store
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{cpu or platform.processor()} ({os.cpu_count()} cores){gpu}, torch {torch.__version__}"
+
+
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Fraction of all cores busy with other work during `seconds` (this process idle)."""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]
+    t0, i0 = snap()
+    time.sleep(seconds)
+    t1, i1 = snap()
+    return 1 - (i1 - i0) / max(t1 - t0, 1)
+
+
+def median_of(fn, repeats: int) -> float:
+    return statistics.median(fn() for _ in range(repeats))
+
+
+def part(name: str, results: dict):
+    busy = cpu_busy()
+    results[name] = {"cpu_busy_before": round(busy, 3), "contaminated": busy > 0.15}
+    flag = "  CONTAMINATED: another process is using the CPU" if busy > 0.15 else ""
+    print(f"\n== {name} (CPU busy before: {busy:.0%}){flag}", flush=True)
+    return results[name]
+
+
+def bench_import(a, results) -> None:
+    r = part("import", results)
+    src = Path(a.shared) / "iam-ondb"
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "iam.h5"
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "hwr.cli", "data", "import", "iam-ondb", str(src / "lineStrokes-all.tar.gz"),
+                        str(src / "ascii-all.tar.gz"), "--splits", str(src / "splits"), "--out", str(out)],
+                       check=True, capture_output=True)
+        r["import_seconds"] = time.perf_counter() - t
+        r["store_mb"] = out.stat().st_size / 1e6
+        with Store(out) as s:
+            rng = np.random.default_rng(0)
+
+            def reads():
+                idx = rng.integers(0, len(s), 5000)
+                t0 = time.perf_counter()
+                for i in idx:
+                    s[int(i)]
+                return 5000 / (time.perf_counter() - t0)
+            reads()  # warm the chunk cache, as a training epoch would
+            r["random_reads_per_s"] = median_of(reads, 5)
+    print(f"import {r['import_seconds']:.1f} s ({r['store_mb']:.0f} MB), random reads {r['random_reads_per_s']:,.0f}/s")
+
+
+def median_line(store: Store, split: str):
+    idx = store.indices(split)
+    n = [store.ink(int(i)).num_points for i in idx]
+    order = np.argsort(n)
+    return [store.ink(int(idx[j])) for j in order[len(order) // 2 - 25: len(order) // 2 + 25]]
+
+
+def bench_latency(a, results, rec: Recognizer, store: Store) -> None:
+    r = part("latency", results)
+    torch.set_num_threads(1)
+    inks = median_line(store, "testset_v")
+    beam = rec.decoder_config if rec.decoder_config.kind == "beam" else DecoderConfig(kind="beam")
+    g = DecoderConfig(kind="greedy")
+    for ink in inks[:3]:  # warm-up (and the LM load)
+        rec.recognize(ink, decoder=g)
+        rec.recognize(ink, decoder=beam)
+
+    def run(cfg):
+        ts = []
+        for ink in inks:
+            t0 = time.perf_counter()
+            rec.recognize(ink, decoder=cfg, spans=False)
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts) * 1000
+
+    def feats_only():
+        t0 = time.perf_counter()
+        for ink in inks:
+            rec.features(ink)
+        return (time.perf_counter() - t0) / len(inks) * 1000
+
+    r["frames_median_line"] = int(rec.model.output_lengths(torch.tensor([len(rec.features(inks[25]).values)]))[0])
+    r["features_ms"] = median_of(feats_only, 5)
+    r["greedy_ms"] = median_of(lambda: run(g), 5)
+    r["beam_lm_ms"] = median_of(lambda: run(beam), 5)
+    r["beam_config"] = {k: beam.as_dict()[k] for k in ("beam_size", "lm", "lm_weight")}
+    r["ratio_beam_over_greedy"] = r["beam_lm_ms"] / r["greedy_ms"]
+    torch.set_num_threads(2)
+    print(f"per line (1 thread, median testset_v line, {r['frames_median_line']} frames): features "
+          f"{r['features_ms']:.1f} ms, features+model+greedy {r['greedy_ms']:.1f} ms, + beam {beam.beam_size} "
+          f"+ LM {r['beam_lm_ms']:.1f} ms")
+
+
+def bench_batch(a, results, rec: Recognizer, store: Store) -> None:
+    r = part("batch", results)
+    torch.set_num_threads(2)
+    idx = store.indices("testset_v")[:400]
+    inks = [store.ink(int(i)) for i in idx]
+    order = np.argsort([k.num_points for k in inks])
+    inks = [inks[i] for i in order]
+
+    def run(cfg):
+        t0 = time.perf_counter()
+        for s in range(0, len(inks), 32):
+            rec.recognize(inks[s:s + 32], decoder=cfg, spans=False)
+        return len(inks) / (time.perf_counter() - t0)
+
+    beam = rec.decoder_config if rec.decoder_config.kind == "beam" else DecoderConfig(kind="beam")
+    r["greedy_lines_per_s"] = median_of(lambda: run(DecoderConfig(kind="greedy")), 3)
+    r["beam_lm_lines_per_s"] = median_of(lambda: run(beam), 3)
+    print(f"batch (2 threads, 400 testset_v lines): greedy {r['greedy_lines_per_s']:.0f} lines/s, "
+          f"beam+LM {r['beam_lm_lines_per_s']:.0f} lines/s")
+
+
+def bench_decode(a, results, rec: Recognizer, store: Store) -> None:
+    """hwr's flashlight beam search vs pyctcdecode on the same logits (beam 32, no LM)."""
+    r = part("decode", results)
+    try:
+        from pyctcdecode import build_ctcdecoder
+    except ImportError:
+        r["skipped"] = "pyctcdecode not installed (pip install pyctcdecode)"
+        print(r["skipped"])
+        return
+    idx = store.indices("testset_v")[:300]
+    samples = [store[int(i)] for i in idx]
+    lps = []
+    with torch.no_grad():
+        for s in samples:
+            lp, n = rec.log_probs([rec.features(s.ink)])
+            lps.append(lp[:int(n[0]), 0].numpy())
+    refs = [s.text for s in samples]
+    labels = [""] + [c for c in rec.alphabet.chars]
+    py = build_ctcdecoder(labels)
+    ours = rec.decoder(DecoderConfig(kind="beam", beam_size=32, nbest=1))
+
+    def run_ours():
+        t0 = time.perf_counter()
+        out = [ours(torch.from_numpy(lp)[:, None], torch.tensor([len(lp)]))[0][0].text for lp in lps]
+        return time.perf_counter() - t0, out
+
+    def run_py():
+        t0 = time.perf_counter()
+        out = [py.decode(lp, beam_width=32).strip() for lp in lps]
+        return time.perf_counter() - t0, out
+
+    t_ours = statistics.median(run_ours()[0] for _ in range(3))
+    t_py = statistics.median(run_py()[0] for _ in range(3))
+    greedy_txt = [greedy(torch.from_numpy(lp)[:, None], torch.tensor([len(lp)]), rec.alphabet)[0][0].text for lp in lps]
+    r.update(lines=len(lps), hwr_ms_per_line=t_ours / len(lps) * 1000, pyctcdecode_ms_per_line=t_py / len(lps) * 1000,
+             speed_ratio=t_py / t_ours, cer_hwr=cer(refs, run_ours()[1]), cer_pyctcdecode=cer(refs, run_py()[1]),
+             cer_greedy=cer(refs, greedy_txt))
+    print(f"beam 32, no LM, {len(lps)} testset_v lines: hwr {r['hwr_ms_per_line']:.2f} ms/line (CER {r['cer_hwr']:.2%}), "
+          f"pyctcdecode {r['pyctcdecode_ms_per_line']:.2f} ms/line (CER {r['cer_pyctcdecode']:.2%}): "
+          f"hwr is {r['speed_ratio']:.1f}x faster")
+
+
+def bench_train(a, results, store_path: str) -> None:
+    r = part("train", results)
+    from hwr.train import TrainConfig, Trainer
+    with tempfile.TemporaryDirectory() as d:
+        cfg = TrainConfig(data=[store_path], epochs=1, threads=2, max_val_samples=1, log_every=10 ** 9)
+        t = Trainer(cfg, d, progress=False)
+        batches = t.batches_for(5)[:a.train_batches * 3]
+        steps = []
+        for k in range(3):
+            lines = frames = 0
+            t0 = time.perf_counter()
+            for b in batches[k * a.train_batches:(k + 1) * a.train_batches]:
+                items = [t.train_items[i] for i in b]
+                _, _, f = t.train_step(items, b, 5, 1000, 100)
+                lines += len(items)
+                frames += f
+            dt = time.perf_counter() - t0
+            steps.append((lines / dt, frames / dt))
+        r["device"] = str(t.device)
+        r["lines_per_s"] = statistics.median(s[0] for s in steps)
+        r["points_per_s"] = statistics.median(s[1] for s in steps)
+        if t.device.type == "cuda":
+            r["gpu_max_memory_mb"] = torch.cuda.max_memory_allocated() / 1e6
+    print(f"training ({r['device']}): {r['lines_per_s']:.0f} lines/s, {r['points_per_s']:,.0f} input points/s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--iam", help="IAM-OnDB store (hwr data import iam-ondb ...)")
+    ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--model", help="default: the shipped model")
+    ap.add_argument("--only", action="append", choices=["import", "train", "latency", "batch", "decode"])
+    ap.add_argument("--train-batches", type=int, default=20)
+    ap.add_argument("--out", help="write all figures as JSON here")
+    a = ap.parse_args()
+    parts = a.only or ["import", "train", "latency", "batch", "decode"]
+    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    print(f"machine: {results['machine']}")
+    if "import" in parts:
+        bench_import(a, results)
+    if a.iam:
+        rec = Recognizer.load(a.model, device="cpu")
+        with Store(a.iam) as store:
+            if "latency" in parts:
+                bench_latency(a, results, rec, store)
+            if "batch" in parts:
+                bench_batch(a, results, rec, store)
+            if "decode" in parts:
+                bench_decode(a, results, rec, store)
+        if "train" in parts:
+            bench_train(a, results, a.iam)
+    if a.out:
+        Path(a.out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
