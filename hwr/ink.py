@@ -47,6 +47,15 @@ class Stroke:
     def __len__(self) -> int:
         return len(self.points)
 
+    @classmethod
+    def trusted(cls, points: np.ndarray, pointer_type: str = "") -> Stroke:
+        """A stroke from an array already float64 (n, 4) with a known pointer type, unchecked:
+        the store's read path makes thousands per second and its data was validated on write."""
+        s = cls.__new__(cls)
+        s.points = points
+        s.pointer_type = pointer_type
+        return s
+
     @property
     def xy(self) -> np.ndarray:
         return self.points[:, :2]
@@ -87,8 +96,11 @@ class Ink:
         if bounds[-1] != len(points):
             raise InkError(f"stroke lengths sum to {bounds[-1]} but there are {len(points)} points")
         types = pointer_types if pointer_types is not None else [""] * (len(bounds) - 1)
-        strokes = [Stroke(points[a:b], types[i]) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
-        return cls(strokes, text)
+        points = np.asarray(points, dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != 4:
+            return cls([Stroke(points[a:b], types[i]) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))], text)
+        parts = np.split(points, bounds[1:-1])
+        return cls([Stroke.trusted(p, t) for p, t in zip(parts, types)], text)
 
     # ----------------------------------------------------------------- validation
     def validate(self, repair_time: str | None = None) -> Ink:

@@ -189,7 +189,12 @@ class Trainer:
 
     def _build_model(self, resume_state: dict | None) -> None:
         cfg = self.cfg
-        mcfg = ModelConfig(**{**cfg.model, "input_size": self.fcfg.size,
+        base = {}
+        if resume_state is not None:
+            base = resume_state["model_config"]
+        elif cfg.init_from:  # fine-tuning keeps the architecture it starts from
+            base = checkpoint.load_state(cfg.init_from, any_features=True)["model_config"]
+        mcfg = ModelConfig(**{**base, **cfg.model, "input_size": self.fcfg.size,
                               "num_classes": self.alphabet.num_classes})
         self.model = Network(mcfg)
         if resume_state is not None:

@@ -113,3 +113,23 @@ def test_data_info_show_and_plot(small_store, tmp_path):
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     hwr("plot", run, "--out", tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_personal_fine_tuning_in_the_background(tiny_model, tmp_path):
+    """What the app's 'Fine-tune' button runs: a store without validation split still gives best.pt."""
+    import time
+    from hwr.personal import start_fine_tuning
+    from hwr.store import Sample, StoreWriter
+    store = tmp_path / "feedback.h5"
+    with StoreWriter(store) as w:
+        w.add(Sample(synthetic_line(t, seed=i)[0], id=f"app-{i}", writer="me", source="hwr-app")
+              for i, t in enumerate(tiny_texts(12, seed=11)))
+    run = start_fine_tuning(store, tiny_model, tmp_path / "personal")
+    for _ in range(240):
+        if (run / "done").exists() or (run / "failed").exists():
+            break
+        time.sleep(0.5)
+    assert (run / "done").exists(), (run / "train.log").read_text()[-1500:]
+    rec = Recognizer.load(run / "best.pt", device="cpu")
+    assert rec.recognize(synthetic_line("bad", seed=5, jitter=1.0)[0]).text

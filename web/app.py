@@ -13,8 +13,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -26,6 +24,7 @@ from hwr.checkpoint import CheckpointError
 from hwr.decode import DecoderConfig
 from hwr.exporters import ink_to_inkml
 from hwr.ink import Ink, InkError, Stroke
+from hwr.personal import start_fine_tuning
 from hwr.recognizer import Recognizer, default_model_path, stroke_owner
 from hwr.store import Sample, Store, StoreError, append_samples
 
@@ -150,15 +149,7 @@ def personal_model_panel(store_path: Path, n_saved: int) -> None:
                            "on your handwriting.")
         return
     if st.sidebar.button(f"Fine-tune on my {n_saved} samples"):
-        run = root / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
-        run.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "hwr.cli", "train", "--data", str(store_path), "--init-from",
-               str(default_model_path()), "--out", str(run), "--epochs", "15", "--batch-size", "8",
-               "--threads", "1", "--lr", "5e-4"]
-        # the shell writes a marker when training ends, so the app needs no process handle
-        shell = (" ".join(f"'{c}'" for c in cmd) + f" > '{run}/train.log' 2>&1 && touch '{run}/done' "
-                 f"|| touch '{run}/failed'")
-        subprocess.Popen(["/bin/sh", "-c", shell], start_new_session=True)
+        run = start_fine_tuning(store_path, default_model_path(), root)
         st.session_state["personal_run"] = str(run)
         st.rerun()
 
