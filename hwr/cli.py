@@ -113,8 +113,9 @@ def _train_config(a):
 def cmd_train(a) -> int:
     from . import train as T
     if a.resume:
+        # --lr / --patience on resume deliberately change the run's schedule from here on
         result = T.resume(a.resume, epochs=a.epochs, max_minutes=a.max_minutes, device=a.device,
-                          threads=a.threads)
+                          threads=a.threads, lr=a.lr, patience=a.patience)
     else:
         if not a.out:
             raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")

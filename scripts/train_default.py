@@ -6,8 +6,9 @@
 
 Stages (each skips what is already done, so re-running continues where it stopped):
   import    IAM-OnDB (tarballs + t1 splits) and UNIPEN (tar.xz) into HDF5 stores
-  lm        a 6-gram character LM (modified Kneser-Ney, pruned) from the Brown corpus, restricted to the
-            model's alphabet, with its perplexity on testset_v
+  lm        a 6-gram character LM (modified Kneser-Ney, pruned) from the Brown, State of the Union and
+            inaugural-address corpora (NLTK), restricted to the model's alphabet, with its perplexity on
+            testset_v (lines equal to any IAM-OnDB label are left out)
   train     IAM-OnDB trainset + testset_t + a random quarter of UNIPEN per epoch, validation on
             testset_v; resumes the run folder if it exists (`hwr train --resume`)
   tune      LM weight and word bonus by grid search on testset_v (never testset_f)
@@ -52,7 +53,7 @@ def main() -> None:
     stages = a.stage or STAGES
     iam, unipen = work / "iam-ondb.h5", work / "unipen.h5"
     run = work / "runs" / a.run
-    lm = work / "brown6.arpa"
+    lm = work / "bsi6.arpa"
     results = work / "results"
     results.mkdir(exist_ok=True)
 
@@ -76,7 +77,8 @@ def main() -> None:
 
     model = run / "best.pt"
     if "lm" in stages and not lm.exists():
-        hwr("lm", "build", "--text", shared / "text" / "brown.zip", "--order", "6", "--prune", "3",
+        hwr("lm", "build", "--text", shared / "text" / "brown.zip", shared / "text" / "state_union.zip",
+            shared / "text" / "inaugural.zip", "--order", "6", "--prune", "3",
             "--alphabet-from", model, "--exclude-store", iam, "--out", lm, "--eval-store", iam, "--eval-split", "testset_v")
 
     decoder = results / "decoder.json"
