@@ -197,3 +197,16 @@ def test_replayed_unipen_word_is_read_and_latency_measured(page):
     out = Path(os.environ.get("HWR_BENCH_OUT", "/tmp")) / "app_latency.json"
     out.write_text(json.dumps(report))
     print(f"app latency pen-up -> transcription on screen: {report}")
+
+
+def test_two_tabs_do_not_share_ink(server, browser, page):
+    url, _ = server
+    draw(page, [[(60 + i * 5, 100 + (i % 2) * 15) for i in range(10)]])
+    other = browser.new_page(viewport={"width": 1300, "height": 1000})
+    try:
+        other.goto(url)
+        other.wait_for_selector(".hwr-result", timeout=60_000)
+        assert other.locator(".hwr-result").first.get_attribute("data-strokes") == "0"
+        assert page.locator(".hwr-result").first.get_attribute("data-strokes") == "1"
+    finally:
+        other.close()
