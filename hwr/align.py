@@ -32,12 +32,10 @@ class CharSpan:
 
 
 def char_spans(text: str, frames: list[int], num_frames: int, features: Features, stride: int,
-               stroke_lengths: np.ndarray, run_ends: list[int] | None = None) -> list[CharSpan]:
+               stroke_lengths: np.ndarray) -> list[CharSpan]:
     """Spans of each character of `text`, emitted at `frames` (one per character).
 
     Character i owns frames [frames[i], frames[i+1]); the first also owns what precedes it.
-    `run_ends` (forced alignment) is accepted for callers that have it; a run of one
-    character never extends past the next character's first frame, so it changes nothing.
     """
     if len(frames) != len(text):
         raise ValueError("one frame per character is needed")

@@ -22,10 +22,10 @@ class UserError(Exception):
 def _user_errors():
     """Exception types that mean 'the input was wrong', not 'hwr is broken'."""
     from .checkpoint import CheckpointError
-    from .importers import ImportError_
+    from .importers import DataImportError
     from .ink import InkError
     from .store import StoreError
-    return (UserError, CheckpointError, ImportError_, InkError, StoreError, FileExistsError,
+    return (UserError, CheckpointError, DataImportError, InkError, StoreError, FileExistsError,
             FileNotFoundError, ValueError)
 
 

@@ -126,8 +126,8 @@ class Recognizer:
         with self._lock:
             lp, lengths = self.log_probs([f])
         n = int(lengths[0])
-        firsts, lasts = forced_frames(lp[:n, 0], text, self.alphabet)
-        return char_spans(text, firsts, n, f, self.stride, ink.stroke_lengths(), run_ends=lasts)
+        firsts, _ = forced_frames(lp[:n, 0], text, self.alphabet)
+        return char_spans(text, firsts, n, f, self.stride, ink.stroke_lengths())
 
 
 def stroke_owner(spans: list[CharSpan], num_strokes: int) -> np.ndarray:

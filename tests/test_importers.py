@@ -9,7 +9,7 @@ import pytest
 from conftest import SHARED, needs_shared, synthetic_line
 
 from hwr.exporters import export_store, ink_to_inkml
-from hwr.importers import ImportError_, import_to_store
+from hwr.importers import DataImportError, import_to_store
 from hwr.importers.inkml import parse_inkml
 from hwr.importers.unipen import unescape
 from hwr.store import Store
@@ -97,7 +97,7 @@ def test_iam_from_tarballs_and_folders_agree(tmp_path, iam_splits):
 
 
 def test_iam_missing_parts_is_a_clear_error(tmp_path):
-    with pytest.raises(ImportError_, match="lineStrokes"):
+    with pytest.raises(DataImportError, match="lineStrokes"):
         import_to_store("iam-ondb", [tmp_path], tmp_path / "x.h5", progress=False)
 
 

@@ -20,7 +20,7 @@ from ..store import Sample, StoreWriter
 FORMATS = ("iam-ondb", "unipen", "inkml", "json")
 
 
-class ImportError_(ValueError):
+class DataImportError(ValueError):
     """An import that cannot go on (missing input, wrong layout); one-line message."""
 
 
@@ -56,7 +56,7 @@ def reader(fmt: str):
     elif fmt == "json":
         from . import jsonink as m
     else:
-        raise ImportError_(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise DataImportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return m.read
 
 

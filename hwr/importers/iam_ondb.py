@@ -22,7 +22,7 @@ from defusedxml.common import DefusedXmlException
 
 from ..ink import Ink, InkError, Stroke
 from ..store import Sample
-from . import ImportError_, Report
+from . import DataImportError, Report
 
 LINE_ID = re.compile(r"^([a-z]\d\d-\d\d\d[a-z]?)-(\d\d)$")
 NO_TRANSCRIPTION = "please enter transcription here"
@@ -101,7 +101,7 @@ def _locate(sources: list[str]) -> tuple[str, str]:
     for s in sources:
         p = Path(s)
         if not p.exists():
-            raise ImportError_(f"{s}: no such file or folder")
+            raise DataImportError(f"{s}: no such file or folder")
         candidates.append(p)
         if p.is_dir():
             candidates.extend(sorted(p.iterdir()))
@@ -112,7 +112,7 @@ def _locate(sources: list[str]) -> tuple[str, str]:
         elif ascii_ is None and name.startswith("ascii"):
             ascii_ = p
     if strokes is None or ascii_ is None:
-        raise ImportError_("IAM-OnDB needs both lineStrokes (lineStrokes-all.tar.gz or lineStrokes/) and "
+        raise DataImportError("IAM-OnDB needs both lineStrokes (lineStrokes-all.tar.gz or lineStrokes/) and "
                            "ascii (ascii-all.tar.gz or ascii/); pass them or the folder holding them")
     return os.fspath(strokes), os.fspath(ascii_)
 
@@ -132,7 +132,7 @@ def _iter_files(src: str, top: str, suffix: str) -> Iterator[tuple[str, bytes]]:
                 if member.isfile() and member.name.endswith(suffix):
                     yield member.name, tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError) as e:
-        raise ImportError_(f"{src}: unreadable archive ({e}); download it again") from None
+        raise DataImportError(f"{src}: unreadable archive ({e}); download it again") from None
 
 
 def _read_ascii(src: str) -> dict[str, dict[int, str]]:
@@ -153,7 +153,7 @@ def _read_splits(splits_dir: str) -> dict[str, str]:
     d = Path(splits_dir)
     files = sorted(d.glob("*.txt"))
     if not files:
-        raise ImportError_(f"{splits_dir}: no split lists (*.txt) found")
+        raise DataImportError(f"{splits_dir}: no split lists (*.txt) found")
     out: dict[str, str] = {}
     for f in files:
         for ln in f.read_text(encoding="latin-1").splitlines():

@@ -21,7 +21,7 @@ from defusedxml.common import DefusedXmlException
 
 from ..ink import Ink, InkError, Stroke
 from ..store import Sample
-from . import ImportError_, Report
+from . import DataImportError, Report
 
 TRUTH_TYPES = ("truth", "transcription", "label", "groundtruth", "ground_truth")
 _NUM = re.compile(r"[!'\"]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[TF?*]")
@@ -51,7 +51,7 @@ def _files(sources: list[str], suffixes: tuple[str, ...]) -> list[Path]:
         elif p.is_file():
             out.append(p)
         else:
-            raise ImportError_(f"{s}: no such file or folder")
+            raise DataImportError(f"{s}: no such file or folder")
     return out
 
 

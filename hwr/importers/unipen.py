@@ -25,7 +25,7 @@ import numpy as np
 
 from ..ink import Ink, Stroke
 from ..store import Sample
-from . import ImportError_, Report
+from . import DataImportError, Report
 
 DEFAULT_LEVELS = ("WORD", "TEXT")
 SEGMENT = re.compile(r'^\.SEGMENT\s+(\S+)\s+(\S+)\s+(\S+)\s*(?:"(.*)")?\s*$')
@@ -47,7 +47,7 @@ def read(sources: list[str], report: Report, levels=None, **_) -> Iterator[Sampl
             elif p.is_dir():
                 roots.append(_find_root(p))
             else:
-                raise ImportError_(f"{s}: not a UNIPEN folder (data/ + include/) or archive")
+                raise DataImportError(f"{s}: not a UNIPEN folder (data/ + include/) or archive")
         jobs = []
         for root in roots:
             for f in sorted((root / "data").rglob("*.dat")):
@@ -81,7 +81,7 @@ def _find_root(p: Path) -> Path:
     for cand in [p, *sorted(p.iterdir())] if p.is_dir() else []:
         if (cand / "data").is_dir() and (cand / "include").is_dir():
             return cand
-    raise ImportError_(f"{p}: no UNIPEN tree found (expected data/ and include/ folders)")
+    raise DataImportError(f"{p}: no UNIPEN tree found (expected data/ and include/ folders)")
 
 
 class _Parser:
@@ -196,8 +196,8 @@ class _Parser:
         out = []
         for item in rng.split(","):
             a, _, b = item.partition("-")
-            ca, pa = _comp_point(a, start=True)
-            cb, pb = _comp_point(b or a, start=False)
+            ca, pa = _comp_point(a)
+            cb, pb = _comp_point(b or a)
             if cb < ca or cb >= len(self.components):
                 raise ValueError(item)
             for c in range(ca, cb + 1):
@@ -209,7 +209,7 @@ class _Parser:
         return out
 
 
-def _comp_point(s: str, start: bool) -> tuple[int, int | None]:
+def _comp_point(s: str) -> tuple[int, int | None]:
     c, _, p = s.partition(":")
     return int(c), (int(p) if p else None)
 
