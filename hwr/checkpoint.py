@@ -20,6 +20,7 @@ import torch
 from . import __version__
 from .alphabet import Alphabet
 from .features import FEATURE_VERSION, FeatureConfig
+from .fileutil import publish
 from .model import ModelConfig, Network
 
 FORMAT_NAME = "hwr-checkpoint"
@@ -60,7 +61,7 @@ def save(path: str | os.PathLike, model: Network, alphabet: Alphabet, feature_co
     os.close(fd)
     try:
         torch.save(state, tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

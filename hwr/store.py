@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 
 from . import __version__
+from .fileutil import publish
 from .ink import CHANNELS, POINTER_TYPES, Ink, Stroke
 
 FORMAT_NAME = "hwr-ink-store"
@@ -265,12 +266,7 @@ class StoreWriter:
     def commit(self) -> None:
         self._f.flush()
         self._f.close()
-        with open(self.tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp made it private; give it ordinary permissions
-        os.replace(self.tmp, self.path)
+        publish(self.tmp, self.path)
 
     def abort(self) -> None:
         if self._f.id.valid:
