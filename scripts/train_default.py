@@ -84,7 +84,7 @@ def main() -> None:
     decoder = results / "decoder.json"
     if "tune" in stages:
         hwr("tune-lm", "--data", iam, "--split", "testset_v", "--model", model, "--lm", lm, "--limit", "400",
-            "--weights", "0.3,0.5,0.7,0.9", "--bonuses", "0,1,2", "--out", decoder)
+            "--weights", "0.3,0.5,0.7,0.9,1.1,1.3,1.6", "--bonuses=-1,0,1", "--out", decoder)
 
     if "export" in stages:
         hwr("model", "export", model, "--out", ROOT / "hwr" / "models" / "default", "--lm", lm,
