@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import gzip
-import io
 import math
 import os
 import re
@@ -302,7 +301,3 @@ def build_from_files(texts: list[str], order: int, out: str | os.PathLike, alpha
     return {"lines": len(kept_lines), "characters": sum(len(x) for x in kept_lines), "order": order,
             "prune": prune, "ngrams": len(lm.prob), "removed_characters": dict(dropped.most_common()),
             "out": os.fspath(out), "bytes": os.path.getsize(out)}
-
-
-def read_text_file(path: str) -> list[str]:
-    return [ln for ln in io.open(path, encoding="utf-8").read().splitlines() if ln.strip()]

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import __version__
 from .fileutil import publish
-from .ink import CHANNELS, POINTER_TYPES, Ink, Stroke
+from .ink import CHANNELS, POINTER_TYPES, Ink
 
 FORMAT_NAME = "hwr-ink-store"
 FORMAT_VERSION = 1
@@ -295,8 +295,3 @@ def append_samples(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
         w.add(samples)
     with Store(path) as s:
         return len(s)
-
-
-def stroke(points, pointer_type: str = "") -> Stroke:
-    """Shorthand used by importers and tests."""
-    return Stroke(np.asarray(points, dtype=np.float64), pointer_type)
