@@ -104,13 +104,17 @@ class BeamDecoder:
         lm = config.lm
         if lm and not lexicon:
             lm = self._char_lm(lm)
-        self._decoder = ctc_decoder(
-            lexicon=lexicon, tokens=self.tokens, lm=lm, nbest=config.nbest,
-            beam_size=config.beam_size, beam_size_token=None, beam_threshold=config.beam_threshold,
-            lm_weight=config.lm_weight if config.lm else 0.0,
-            word_score=config.word_bonus if lexicon else 0.0,
-            unk_score=-math.inf, sil_score=0.0 if lexicon else config.word_bonus, log_add=False,
-            blank_token="<blk>", sil_token=SPACE_TOKEN, unk_word="<unk>")
+        try:
+            self._decoder = ctc_decoder(
+                lexicon=lexicon, tokens=self.tokens, lm=lm, nbest=config.nbest,
+                beam_size=config.beam_size, beam_size_token=None, beam_threshold=config.beam_threshold,
+                lm_weight=config.lm_weight if config.lm else 0.0,
+                word_score=config.word_bonus if lexicon else 0.0,
+                unk_score=-math.inf, sil_score=0.0 if lexicon else config.word_bonus, log_add=False,
+                blank_token="<blk>", sil_token=SPACE_TOKEN, unk_word="<unk>")
+        finally:
+            if lexicon:
+                Path(lexicon).unlink(missing_ok=True)  # read at construction; a temporary file
 
     def _char_lm(self, path: str):
         """KenLM whose vocabulary indices are the token indices.
