@@ -145,20 +145,21 @@ class Trainer:
             raise ValueError("data_weights needs one weight per --data file")
         train_split = resolve_split(cfg.data, cfg.train_split, ["trainset", "train"])
         val_split = resolve_split(cfg.data, cfg.val_split, ["testset_v", "val", "valid", "validation"])
-        rows, self.source_of = [], []
-        val_rows = []
+        rows, source_of, val_rows = [], [], []
         for k, path in enumerate(cfg.data):
+            present = splits_in(path)
             # a store without the training split (e.g. UNIPEN next to IAM-OnDB) gives all of
             # its samples that are not validation samples
-            have = resolve_split([path], None, [train_split] if train_split else [])
-            part = load_split([path], have) if have else [
-                r for r in load_split([path], None) if not (val_split and r[4] == val_split)]
+            if train_split in present:
+                part = load_split([path], train_split)
+            else:
+                part = [r for r in load_split([path], None) if not (val_split and r[4] == val_split)]
             for extra in cfg.extra_train_splits:
-                if extra in splits_in(path):
+                if extra in present:
                     part += load_split([path], extra)
             rows += part
-            self.source_of += [k] * len(part)
-            if val_split and val_split in splits_in(path):
+            source_of += [k] * len(part)
+            if val_split in present:
                 val_rows += load_split([path], val_split)
         if not rows:
             raise ValueError(f"split {train_split!r} has no samples")
@@ -171,7 +172,7 @@ class Trainer:
         else:
             self.alphabet = Alphabet.from_texts((r[2] for r in rows), min_count=cfg.alphabet_min_count)
         unknown: collections.Counter = collections.Counter()
-        self.train_items = make_items(rows, self.alphabet, self.fcfg, unknown, self.source_of)
+        self.train_items = make_items(rows, self.alphabet, self.fcfg, unknown, source_of)
         val_unknown: collections.Counter = collections.Counter()
         self.val_items = make_items(val_rows, self.alphabet, self.fcfg, val_unknown)
         if cfg.max_val_samples:
