@@ -72,7 +72,12 @@ def forced_frames(log_probs: torch.Tensor, text: str, alphabet: Alphabet) -> tup
 
     `log_probs`: (T, C) for one line. Raises ValueError when the text cannot fit the frames.
     """
-    import torchaudio.functional as AF
+    try:
+        import torchaudio.functional as AF
+    except Exception as e:  # torchaudio refuses a torch built for another CUDA version, or is missing
+        from .decode import BackendError
+        raise BackendError(f"forced alignment needs torchaudio, which does not load ({' '.join(str(e).split())}); "
+                           "reinstall the locked set with `bash scripts/setup.sh` and check `hwr info`") from None
 
     labels = alphabet.encode(text)
     if not labels:

@@ -22,10 +22,11 @@ class UserError(Exception):
 def _user_errors():
     """Exception types that mean 'the input was wrong', not 'hwr is broken'."""
     from .checkpoint import CheckpointError
+    from .decode import BackendError
     from .importers import DataImportError
     from .ink import InkError
     from .store import StoreError
-    return (UserError, CheckpointError, DataImportError, InkError, StoreError, FileExistsError,
+    return (UserError, BackendError, CheckpointError, DataImportError, InkError, StoreError, FileExistsError,
             FileNotFoundError, ValueError)
 
 
@@ -259,9 +260,10 @@ def cmd_model_export(a) -> int:
 
 def cmd_demo(a) -> int:
     import subprocess
-    app = Path(__file__).resolve().parents[1] / "web" / "app.py"
-    if not app.exists():
-        raise UserError(f"{app}: the app is not there; run hwr demo from a source checkout (pip install -e .)")
+    from importlib.resources import files
+    app = Path(str(files("hwr.web") / "app.py"))  # web/ in the repository, hwr/web/ when installed
+    if not app.is_file():
+        raise UserError(f"{app}: the app is missing from this installation; reinstall hwr")
     env = dict(os.environ)
     if a.model:
         env["HWR_MODEL"] = str(Path(a.model).resolve())
@@ -269,6 +271,13 @@ def cmd_demo(a) -> int:
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(a.port),
            "--server.address", a.host, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     return subprocess.call(cmd, env=env)
+
+
+def cmd_info(a) -> int:
+    from .info import format_report, healthy, report
+    r = report(a.model)
+    print(json.dumps(r) if a.json else format_report(r))
+    return 0 if healthy(r) else 1
 
 
 # ---------------------------------------------------------------------- parser
@@ -402,6 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--host", default="127.0.0.1")
     de.add_argument("--model", help="checkpoint to use instead of the shipped model")
     de.set_defaults(func=cmd_demo)
+
+    inf = sub.add_parser("info", help="versions, device and whether the model's backends load (for bug reports)")
+    inf.add_argument("--model", help="checkpoint or model folder (default: the shipped model)")
+    inf.add_argument("--json", action="store_true", help="print one JSON object")
+    inf.set_defaults(func=cmd_info)
     return p
 
 

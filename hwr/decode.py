@@ -2,14 +2,17 @@
 
 Both take log-probabilities (T, B, C) with blank = 0 and frame counts (B,), and return per
 sample an n-best list of `Hypothesis` (text, score, per-character emission frames), best
-first. Beam search is torchaudio's `ctc_decoder` (flashlight-text, C++), lexicon-free with
-a character n-gram KenLM/ARPA model, or constrained to a word list.
+first. Beam search is flashlight-text's (C++), called directly (see `BeamDecoder` for why),
+lexicon-free with a character n-gram KenLM/ARPA model, or constrained to a word list.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,6 +48,7 @@ class DecoderConfig:
     lexicon: str | None = None   # word list: restrict output to these words
     nbest: int = 5
     beam_threshold: float = 25.0
+    beam_size_token: int | None = None  # tokens tried per frame (None: all)
 
     def __post_init__(self) -> None:
         if self.kind not in ("greedy", "beam"):
@@ -84,93 +88,146 @@ def greedy(log_probs: torch.Tensor, lengths: torch.Tensor, alphabet: Alphabet) -
     return out
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Send the process's file descriptor 2 to /dev/null for a moment (C++ code writes there)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class BackendError(RuntimeError):
+    """A decoding backend (flashlight-text, the LM file) cannot be loaded: one line says why and what to do."""
+
+
+def load_flashlight():
+    """flashlight-text's decoder module, or a BackendError that names the cause and the fix."""
+    try:
+        import flashlight.lib.text.decoder as fl
+        from flashlight.lib.text.decoder.kenlm import KenLM
+        from flashlight.lib.text.dictionary import Dictionary
+    except Exception as e:  # ImportError, or a broken shared library (OSError)
+        raise BackendError(f"beam search is unavailable: flashlight-text does not load ({type(e).__name__}: {e}); "
+                           "reinstall with `bash scripts/setup.sh` or `pip install flashlight-text`, "
+                           "or use --decoder greedy") from None
+    return fl, KenLM, Dictionary
+
+
 class BeamDecoder:
-    """flashlight-text beam search through torchaudio, built once and reused (thread-safe per call)."""
+    """CTC beam search with flashlight-text, built once and reused (thread-safe per call).
+
+    Why flashlight-text directly and not torchaudio's `ctc_decoder` wrapper around it: torchaudio
+    is in maintenance mode and refuses to import beside a torch built for another CUDA version
+    (the wrapper failed with torch 2.15 while flashlight-text itself was fine); the wrapper maps
+    LM words through an unordered dictionary, which we had to work around anyway (`_char_lm`);
+    and it hides options we tune (per-frame token pruning). torchaudio stays for
+    `forced_align` (hwr.align). The wrapper's result conventions are kept: frame numbers are
+    positions in flashlight's path, which starts with one extra step.
+    """
 
     def __init__(self, alphabet: Alphabet, config: DecoderConfig):
-        try:
-            from torchaudio.models.decoder import ctc_decoder
-        except ImportError as e:  # flashlight-text missing
-            raise RuntimeError(f"beam search needs torchaudio with flashlight-text ({e}); "
-                               "pip install flashlight-text") from None
+        fl, self._KenLM, Dictionary = load_flashlight()
         self.alphabet = alphabet
         self.config = config
         self.tokens = ["<blk>"] + [SPACE_TOKEN if c == " " else c for c in alphabet.chars]
         if " " not in alphabet.index:
             self.tokens.append(SPACE_TOKEN)  # flashlight needs a silence token to exist
-        lexicon = None
+        self.blank, self.space = 0, self.tokens.index(SPACE_TOKEN)
+        beam_size_token = config.beam_size_token or len(self.tokens)
+        lm_weight = config.lm_weight if config.lm else 0.0
         if config.lexicon:
-            lexicon = self._lexicon_file(config.lexicon)
-        lm = config.lm
-        if lm and not lexicon:
-            lm = self._char_lm(lm)
-        try:
-            self._decoder = ctc_decoder(
-                lexicon=lexicon, tokens=self.tokens, lm=lm, nbest=config.nbest,
-                beam_size=config.beam_size, beam_size_token=None, beam_threshold=config.beam_threshold,
-                lm_weight=config.lm_weight if config.lm else 0.0,
-                word_score=config.word_bonus if lexicon else 0.0,
-                unk_score=-math.inf, sil_score=0.0 if lexicon else config.word_bonus, log_add=False,
-                blank_token="<blk>", sil_token=SPACE_TOKEN, unk_word="<unk>")
-        finally:
-            if lexicon:
-                Path(lexicon).unlink(missing_ok=True)  # read at construction; a temporary file
+            words = self._lexicon(config.lexicon)
+            word_dict = Dictionary()
+            for w in words + ["<unk>"]:
+                word_dict.add_entry(w)
+            self._lm = self._kenlm(config.lm, word_dict) if config.lm else fl.ZeroLM()
+            trie = fl.Trie(len(self.tokens), self.space)
+            start = self._lm.start(False)
+            for w in words:
+                idx = word_dict.get_index(w)
+                _, score = self._lm.score(start, idx)
+                trie.insert([self.tokens.index(c) for c in w] + [self.space], idx, score)
+            trie.smear(fl.SmearingMode.MAX)
+            opts = fl.LexiconDecoderOptions(
+                beam_size=config.beam_size, beam_size_token=beam_size_token, beam_threshold=config.beam_threshold,
+                lm_weight=lm_weight, word_score=config.word_bonus, unk_score=-math.inf, sil_score=0.0,
+                log_add=False, criterion_type=fl.CriterionType.CTC)
+            self._decoder = fl.LexiconDecoder(opts, trie, self._lm, self.space, self.blank,
+                                              word_dict.get_index("<unk>"), [], False)
+        else:
+            self._lm = self._char_lm(Dictionary, config.lm) if config.lm else fl.ZeroLM()
+            opts = fl.LexiconFreeDecoderOptions(
+                beam_size=config.beam_size, beam_size_token=beam_size_token, beam_threshold=config.beam_threshold,
+                lm_weight=lm_weight, sil_score=config.word_bonus, log_add=False,
+                criterion_type=fl.CriterionType.CTC)
+            self._decoder = fl.LexiconFreeDecoder(opts, self._lm, self.space, self.blank, [])
+        # self._lm stays referenced: the C++ decoder does not own it (pybind11 would free it)
 
-    def _char_lm(self, path: str):
-        """KenLM whose vocabulary indices are the token indices.
-
-        Lexicon-free decoding looks the LM up by token index; torchaudio builds that mapping
-        from an unordered word dictionary (so 'b' could be scored as 'd'); building the
-        dictionary in token order here keeps them aligned (a test checks LM steering).
-        """
-        from flashlight.lib.text.decoder import KenLM
-        from flashlight.lib.text.dictionary import Dictionary
-
+    def _kenlm(self, path: str, dictionary):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such language model file")
+        try:
+            with _quiet_stderr():  # KenLM draws a progress bar on fd 2 while it reads an ARPA file
+                return self._KenLM(path, dictionary)
+        except Exception as e:  # KenLM's own parse errors: several lines, with C++ source locations
+            why = " ".join(str(e).split())
+            why = why.split("Exception.", 1)[-1].strip()
+            raise BackendError(f"the language model {path} does not load ({why}); rebuild it with `hwr lm build` "
+                               "or decode with --lm none") from None
+
+    def _char_lm(self, Dictionary, path: str):
+        """KenLM whose vocabulary indices are the token indices.
+
+        Lexicon-free decoding looks the LM up by token index, so the dictionary is built in
+        token order (a test checks that the LM steers towards the right characters).
+        """
         d = Dictionary()
         for t in self.tokens + ["<unk>"]:
             d.add_entry(t)
-        return KenLM(path, d)
+        return self._kenlm(path, d)
 
-    def _lexicon_file(self, words_path: str) -> str:
-        """flashlight wants 'word<TAB>spelling |'; write it next to a cache of the word list."""
-        import tempfile
-        words = [w.strip() for w in Path(words_path).read_text(encoding="utf-8").split()]
-        ok = [w for w in dict.fromkeys(words) if w and all(c in self.alphabet.index for c in w)]
-        fd, path = tempfile.mkstemp(suffix=".lexicon.txt")
-        with open(fd, "w", encoding="utf-8") as f:
-            for w in ok:
-                f.write(f"{w}\t{' '.join(w)} {SPACE_TOKEN}\n")
-        return path
+    def _lexicon(self, words_path: str) -> list[str]:
+        """The word list's distinct words that the alphabet can spell."""
+        words = Path(words_path).read_text(encoding="utf-8").split()
+        return [w for w in dict.fromkeys(words) if all(c in self.alphabet.index and c != " " for c in w)]
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        if log_probs.shape[-1] != len(self.alphabet) + 1:
+            raise ValueError(f"log-probs have {log_probs.shape[-1]} classes but the alphabet has "
+                             f"{len(self.alphabet)} characters + blank: model and decoder do not match")
         emissions = log_probs.detach().float().cpu().transpose(0, 1).contiguous()  # B, T, C
         if emissions.shape[-1] < len(self.tokens):  # the extra silence token never fires
             pad = torch.full((*emissions.shape[:2], len(self.tokens) - emissions.shape[-1]), -1e4)
-            emissions = torch.cat([emissions, pad], dim=-1)
-        results = self._decoder(emissions, lengths.cpu().to(torch.int32))
+            emissions = torch.cat([emissions, pad], dim=-1).contiguous()
+        B, _, C = emissions.shape
         out = []
-        for hyps in results:
-            nbest = []
-            for h in hyps:
-                toks = h.tokens.tolist()
-                ts = h.timesteps.tolist()
-                chars, frames = [], []
-                for t, f in zip(toks, ts):
-                    if t == 0:
-                        continue
-                    tok = self.tokens[t]
-                    chars.append(" " if tok == SPACE_TOKEN else tok)
-                    frames.append(max(int(f) - 1, 0))  # flashlight's path starts with one extra (silence) step
-                # flashlight emits silence at the edges; a line has no leading/trailing space
-                while chars and chars[0] == " ":
-                    chars.pop(0), frames.pop(0)
-                while chars and chars[-1] == " ":
-                    chars.pop(), frames.pop()
-                nbest.append(Hypothesis("".join(chars), float(h.score), frames))
-            out.append(_dedupe(nbest))
+        for b in range(B):
+            ptr = emissions.data_ptr() + 4 * b * emissions.stride(0)  # float32: 4 bytes
+            results = self._decoder.decode(ptr, int(lengths[b]), C)[:self.config.nbest]
+            out.append(_dedupe([self._hypothesis(r) for r in results]))
         return out
+
+    def _hypothesis(self, r) -> Hypothesis:
+        path = list(r.tokens)
+        chars, frames = [], []
+        for i, t in enumerate(path):
+            if t == self.blank or (i > 0 and t == path[i - 1]):  # CTC: repeats merge, blanks vanish
+                continue
+            chars.append(" " if t == self.space else self.tokens[t])
+            frames.append(max(i - 1, 0))  # the path starts with one extra (silence) step
+        # flashlight emits silence at the edges; a line has no leading/trailing space
+        while chars and chars[0] == " ":
+            chars.pop(0), frames.pop(0)
+        while chars and chars[-1] == " ":
+            chars.pop(), frames.pop()
+        return Hypothesis("".join(chars), float(r.score), frames,
+                          acoustic=float(r.emittingModelScore), lm=float(r.lmScore))
 
 
 def _dedupe(hyps: list[Hypothesis]) -> list[Hypothesis]:

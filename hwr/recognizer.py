@@ -21,7 +21,7 @@ import torch
 from . import checkpoint
 from .align import CharSpan, char_spans, forced_frames
 from .data import collate
-from .decode import Decoder, DecoderConfig, Hypothesis
+from .decode import BackendError, Decoder, DecoderConfig, Hypothesis
 from .features import Features, ink_features
 from .ink import Ink
 
@@ -83,6 +83,19 @@ class Recognizer:
         if key not in self._decoders:
             self._decoders[key] = Decoder(self.alphabet, cfg)
         return self._decoders[key]
+
+    def decoder_or_greedy(self, config: DecoderConfig | None = None) -> tuple[DecoderConfig, str | None]:
+        """`config` if its decoder loads, else greedy decoding and the one-line reason.
+
+        For callers that must keep working (the app): a missing flashlight-text or an unreadable
+        LM costs accuracy, not the page. The CLI instead stops with the reason.
+        """
+        cfg = config or self.decoder_config
+        try:
+            self.decoder(cfg)
+        except (BackendError, FileNotFoundError) as e:
+            return replace(cfg, kind="greedy"), str(e)
+        return cfg, None
 
     def features(self, ink: Ink) -> Features:
         return ink_features(ink, self.feature_config)

@@ -171,7 +171,7 @@ def bench_decode(a, results, rec: Recognizer, store: Store) -> None:
     try:
         from pyctcdecode import build_ctcdecoder
     except ImportError:
-        r["skipped"] = "pyctcdecode not installed (pip install pyctcdecode)"
+        r["skipped"] = "pyctcdecode not installed (bash scripts/setup.sh --extra bench: its own numpy < 2 environment)"
         print(r["skipped"])
         return
     idx = store.indices("testset_v")[:300]

@@ -15,6 +15,7 @@ import json
 import os
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
@@ -41,12 +42,14 @@ def data_dir() -> Path:
 
 
 @st.cache_resource(show_spinner="Loading the recognizer...")
-def load_recognizer(path: str) -> Recognizer:
+def load_recognizer(path: str) -> tuple[Recognizer, str | None]:
+    """The recognizer and, if its beam search or LM cannot load, why (the app then reads greedily)."""
     rec = Recognizer.load(path, device="cpu")
+    cfg, problem = rec.decoder_or_greedy()  # loads the LM now, not on the first stroke
     warm = Ink([Stroke([[0, 0], [10, 10], [20, 0]])])
-    for kind in ("greedy", rec.decoder_config.kind):  # load the LM now, not on the first stroke
-        rec.recognize(warm, decoder=DecoderConfig(**{**rec.decoder_config.as_dict(), "kind": kind}))
-    return rec
+    for kind in {"greedy", cfg.kind}:
+        rec.recognize(warm, decoder=replace(cfg, kind=kind))
+    return rec, problem
 
 
 board = st.components.v2.component(
@@ -101,14 +104,19 @@ def sidebar() -> tuple[Recognizer | None, DecoderConfig | None, Path]:
             models[f"personal ({run.name[4:]})"] = str(run / "best.pt")
     choice = st.sidebar.selectbox("Model", list(models), key="model_choice")
     try:
-        rec = load_recognizer(models[choice])
+        rec, problem = load_recognizer(models[choice])
     except (CheckpointError, FileNotFoundError) as e:
         st.error(f"Cannot load the model: {e}")
         return None, None, data_dir()
     base = rec.decoder_config
-    kinds = ["beam search + language model", "greedy"] if base.lm else ["beam search", "greedy"]
-    kind = st.sidebar.radio("Decoder", kinds, index=0 if base.kind == "beam" else 1, key="decoder_kind")
-    cfg = DecoderConfig(**{**base.as_dict(), "kind": "greedy" if kind == "greedy" else "beam", "nbest": 5})
+    if problem:
+        st.warning(f"Beam search is off, so transcriptions are less accurate: {problem}", icon="⚠️")
+        kinds = ["greedy"]
+    else:
+        kinds = ["beam search + language model", "greedy"] if base.lm else ["beam search", "greedy"]
+    kind = st.sidebar.radio("Decoder", kinds, index=0 if base.kind == "beam" and not problem else len(kinds) - 1,
+                            key="decoder_kind")
+    cfg = replace(base, kind="greedy" if kind == "greedy" else "beam", nbest=5)
     params = rec.info.get("parameters", 0)
     st.sidebar.caption(f"{Path(models[choice]).name}: {params / 1e6:.2f}M parameters, "
                        f"{len(rec.alphabet)} characters")
