@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,13 +49,18 @@ class DecoderConfig:
     lexicon: str | None = None   # word list: restrict output to these words
     nbest: int = 5
     beam_threshold: float = 25.0
-    beam_size_token: int | None = None  # tokens tried per frame (None: all)
+    beam_size_token: int | None = None  # tokens tried per frame, the likeliest first (None: all)
+    blank_skip: float | None = None  # runs of frames with P(blank) >= this are searched as one frame
 
     def __post_init__(self) -> None:
         if self.kind not in ("greedy", "beam"):
             raise ValueError("decoder kind must be 'greedy' or 'beam'")
         if self.beam_size < 1 or self.nbest < 1:
             raise ValueError("beam_size and nbest must be >= 1")
+        if self.beam_size_token is not None and self.beam_size_token < 1:
+            raise ValueError("beam_size_token must be >= 1 (or None for all tokens)")
+        if self.blank_skip is not None and not 0.5 < self.blank_skip < 1:
+            raise ValueError("blank_skip must be between 0.5 and 1 (or None)")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -88,18 +94,25 @@ def greedy(log_probs: torch.Tensor, lengths: torch.Tensor, alphabet: Alphabet) -
     return out
 
 
+_STDERR_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet_stderr():
-    """Send the process's file descriptor 2 to /dev/null for a moment (C++ code writes there)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    """Send the process's file descriptor 2 to /dev/null for a moment (C++ code writes there).
+
+    Process-wide, hence the lock: two LM loads at once must not leave stderr pointing nowhere.
+    """
+    with _STDERR_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 class BackendError(RuntimeError):
@@ -113,14 +126,16 @@ def load_flashlight():
         from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary
     except Exception as e:  # ImportError, or a broken shared library (OSError)
-        raise BackendError(f"beam search is unavailable: flashlight-text does not load ({type(e).__name__}: {e}); "
+        why = " ".join(str(e).split())
+        raise BackendError(f"beam search is unavailable: flashlight-text does not load ({type(e).__name__}: {why}); "
                            "reinstall with `bash scripts/setup.sh` or `pip install flashlight-text`, "
                            "or use --decoder greedy") from None
     return fl, KenLM, Dictionary
 
 
 class BeamDecoder:
-    """CTC beam search with flashlight-text, built once and reused (thread-safe per call).
+    """CTC beam search with flashlight-text, built once and reused; calls are serialised (the C++
+    decoder keeps its search state in the object).
 
     Why flashlight-text directly and not torchaudio's `ctc_decoder` wrapper around it: torchaudio
     is in maintenance mode and refuses to import beside a torch built for another CUDA version
@@ -139,6 +154,7 @@ class BeamDecoder:
         if " " not in alphabet.index:
             self.tokens.append(SPACE_TOKEN)  # flashlight needs a silence token to exist
         self.blank, self.space = 0, self.tokens.index(SPACE_TOKEN)
+        self._busy = threading.Lock()
         beam_size_token = config.beam_size_token or len(self.tokens)
         lm_weight = config.lm_weight if config.lm else 0.0
         if config.lexicon:
@@ -201,26 +217,45 @@ class BeamDecoder:
         if log_probs.shape[-1] != len(self.alphabet) + 1:
             raise ValueError(f"log-probs have {log_probs.shape[-1]} classes but the alphabet has "
                              f"{len(self.alphabet)} characters + blank: model and decoder do not match")
-        emissions = log_probs.detach().float().cpu().transpose(0, 1).contiguous()  # B, T, C
+        T, B = log_probs.shape[:2]
+        if len(lengths) != B or int(lengths.min()) < 0 or int(lengths.max()) > T:
+            raise ValueError(f"frame counts {lengths.tolist()} do not fit log-probs of {T} frames x {B} lines")
+        emissions = log_probs.detach().to("cpu", torch.float32).transpose(0, 1).contiguous()  # B, T, C
         if emissions.shape[-1] < len(self.tokens):  # the extra silence token never fires
-            pad = torch.full((*emissions.shape[:2], len(self.tokens) - emissions.shape[-1]), -1e4)
+            pad = torch.full((*emissions.shape[:2], len(self.tokens) - emissions.shape[-1]), -1e4,
+                             dtype=torch.float32)
             emissions = torch.cat([emissions, pad], dim=-1).contiguous()
-        B, _, C = emissions.shape
         out = []
         for b in range(B):
-            ptr = emissions.data_ptr() + 4 * b * emissions.stride(0)  # float32: 4 bytes
-            results = self._decoder.decode(ptr, int(lengths[b]), C)[:self.config.nbest]
-            out.append(_dedupe([self._hypothesis(r) for r in results]))
+            em, frame_of = self._compact(emissions[b, :int(lengths[b])])  # float32 (4 bytes), contiguous
+            with self._busy:
+                results = self._decoder.decode(em.data_ptr(), em.shape[0], em.shape[1])[:self.config.nbest]
+            out.append(_dedupe([self._hypothesis(r, frame_of) for r in results]))
         return out
 
-    def _hypothesis(self, r) -> Hypothesis:
+    def _compact(self, em: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """(T, C) emissions with each run of blank-dominated frames cut to its first frame, and the
+        original frame of each kept one.
+
+        Most frames of handwriting are blank with near certainty; they cost the search a full
+        expansion each but cannot change its outcome beyond a rounding of the score: a run of
+        blanks reads the same as one blank (which still separates repeated characters).
+        """
+        if not self.config.blank_skip or em.shape[0] < 2:
+            return em.contiguous(), np.arange(em.shape[0])
+        sure = (em[:, self.blank] >= math.log(self.config.blank_skip)).numpy()
+        keep = ~(sure & np.concatenate([[False], sure[:-1]]))
+        frame_of = np.nonzero(keep)[0]
+        return em[torch.from_numpy(frame_of)].contiguous(), frame_of
+
+    def _hypothesis(self, r, frame_of: np.ndarray) -> Hypothesis:
         path = list(r.tokens)
         chars, frames = [], []
         for i, t in enumerate(path):
             if t == self.blank or (i > 0 and t == path[i - 1]):  # CTC: repeats merge, blanks vanish
                 continue
             chars.append(" " if t == self.space else self.tokens[t])
-            frames.append(max(i - 1, 0))  # the path starts with one extra (silence) step
+            frames.append(int(frame_of[min(max(i - 1, 0), len(frame_of) - 1)]))  # the path starts with an extra step
         # flashlight emits silence at the edges; a line has no leading/trailing space
         while chars and chars[0] == " ":
             chars.pop(0), frames.pop(0)

@@ -54,13 +54,14 @@ def model_report(model: str | None) -> tuple[dict, object | None]:
     """The model's path, size on disk and parameters; and the loaded Recognizer (None if it fails)."""
     from .recognizer import Recognizer, default_model_path
     path = Path(model) if model else default_model_path()
-    folder = path if path.is_dir() else path.parent
-    out = {"path": str(path), "size_bytes": sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-           if folder.is_dir() else None}
+    out = {"path": str(path), "size_bytes": path.stat().st_size if path.is_file() else None}
     try:
         rec = Recognizer.load(path, device="cpu")
     except Exception as e:  # noqa: BLE001
         return {**out, "ok": False, "error": _reason(e)}, None
+    lm = rec.decoder_config.lm
+    out.update(path=rec.info["path"], size_bytes=Path(rec.info["path"]).stat().st_size,
+               lm_size_bytes=Path(lm).stat().st_size if lm and Path(lm).is_file() else None)
     return {**out, "ok": True, "parameters": rec.info["parameters"], "characters": len(rec.alphabet)}, rec
 
 
@@ -104,6 +105,8 @@ def format_report(r: dict) -> str:
     lines.append(f"torchaudio (forced alignment): {_mark(r['torchaudio'])}")
     m = r["model"]
     size = f"{m['size_bytes'] / 1e6:.1f} MB" if m.get("size_bytes") else "?"
+    if m.get("lm_size_bytes"):
+        size += f" + LM {m['lm_size_bytes'] / 1e6:.1f} MB"
     lines.append(f"model: {m.get('path', '?')} ({size}" + (f", {m['parameters']:,} parameters)" if m["ok"]
                                                            else f"): {_mark(m)}"))
     d = r["decoder"]

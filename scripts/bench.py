@@ -15,6 +15,10 @@ Parts:
   batch     lines/s on 2 threads: greedy, and beam + LM
   decode    the same logits decoded by hwr's beam search (flashlight) and by pyctcdecode, beam 32,
             no LM: time and CER side by side
+  sweep     beam search settings (tokens per frame, beam threshold, blank skipping, beam width) with the
+            model's LM on the same testset_v logits: ms per line (1 thread) and CER each; picks the
+            fastest within 0.05 CER points of the unpruned search, checks it on all of testset_v
+            (greedy and beam), and with --write-decoder stores it in that decoder.json
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hwr.decode import DecoderConfig, greedy
-from hwr.metrics import cer
+from hwr.metrics import cer, wer
 from hwr.recognizer import Recognizer
 from hwr.store import Store
 
@@ -207,6 +212,83 @@ def bench_decode(a, results, rec: Recognizer, store: Store) -> None:
           f"hwr is {r['speed_ratio']:.1f}x faster")
 
 
+SWEEP_TOLERANCE = 0.0005  # 0.05 CER points: a speed-up may cost at most this much accuracy (issue #11)
+
+
+def split_log_probs(rec: Recognizer, store: Store, split: str, limit: int | None = None):
+    """(log-probs (T, 1, C) per line, references) of a split, one line at a time (no padding)."""
+    idx = store.indices(split)[:limit]
+    lps, refs = [], []
+    with torch.no_grad():
+        for i in idx:
+            s = store[int(i)]
+            lp, n = rec.log_probs([rec.features(s.ink)])
+            lps.append(lp[:int(n[0])])
+            refs.append(s.text)
+    return lps, refs
+
+
+def decode_all(rec: Recognizer, cfg: DecoderConfig, lps) -> tuple[float, list[str]]:
+    """(ms per line, texts) of decoding these log-probs one line at a time."""
+    dec = rec.decoder(cfg)
+    t0 = time.perf_counter()
+    texts = [dec(lp, torch.tensor([lp.shape[0]]))[0][0].text for lp in lps]
+    return (time.perf_counter() - t0) / len(lps) * 1000, texts
+
+
+def bench_sweep(a, results, rec: Recognizer, store: Store) -> None:
+    r = part("sweep", results)
+    torch.set_num_threads(1)
+    base = replace(rec.decoder_config, kind="beam", nbest=1, beam_size=32, beam_size_token=None,
+                   beam_threshold=25.0, blank_skip=None)
+    lps, refs = split_log_probs(rec, store, "testset_v", a.sweep_lines)
+    grid = [base] + [replace(base, beam_size_token=k, beam_threshold=th, blank_skip=sk)
+                     for k in (32, 16, 8) for th in (25.0, 12.0) for sk in (None, 0.999, 0.9999)]
+    rows = []
+    for cfg in grid:
+        decode_all(rec, cfg, lps[:20])  # build the decoder (LM load) outside the clock
+        ms = statistics.median(decode_all(rec, cfg, lps)[0] for _ in range(3))
+        c = cer(refs, decode_all(rec, cfg, lps)[1])
+        rows.append({"beam_size": cfg.beam_size, "beam_size_token": cfg.beam_size_token,
+                     "beam_threshold": cfg.beam_threshold, "blank_skip": cfg.blank_skip, "ms_per_line": ms, "cer": c})
+        print(f"  tokens {str(cfg.beam_size_token or 'all'):>3}  threshold {cfg.beam_threshold:4.0f}  blank_skip "
+              f"{str(cfg.blank_skip):6}  {ms:6.2f} ms/line  CER {c:.2%}", flush=True)
+    ok = [x for x in rows if x["cer"] <= rows[0]["cer"] + SWEEP_TOLERANCE]
+    best = min(ok, key=lambda x: x["ms_per_line"])
+    chosen = replace(base, **{k: best[k] for k in ("beam_size_token", "beam_threshold", "blank_skip")})
+    # narrower beams at the chosen pruning
+    for width in (16, 8):
+        cfg = replace(chosen, beam_size=width)
+        decode_all(rec, cfg, lps[:20])
+        ms = statistics.median(decode_all(rec, cfg, lps)[0] for _ in range(3))
+        c = cer(refs, decode_all(rec, cfg, lps)[1])
+        rows.append({"beam_size": width, "beam_size_token": cfg.beam_size_token, "beam_threshold": cfg.beam_threshold,
+                     "blank_skip": cfg.blank_skip, "ms_per_line": ms, "cer": c})
+        print(f"  beam {width}: {ms:6.2f} ms/line  CER {c:.2%}", flush=True)
+        if c <= rows[0]["cer"] + SWEEP_TOLERANCE and ms < best["ms_per_line"]:
+            best, chosen = rows[-1], cfg
+    r.update(lines=len(lps), grid=rows, chosen=best, baseline=rows[0])
+    # the check on the whole tuning split, greedy and beam, old and new settings
+    all_lps, all_refs = split_log_probs(rec, store, "testset_v")
+    check = {}
+    for name, cfg in (("greedy", replace(base, kind="greedy")), ("beam_before", base), ("beam_chosen", chosen)):
+        ms, texts = decode_all(rec, cfg, all_lps)
+        check[name] = {"cer": cer(all_refs, texts), "wer": wer(all_refs, texts), "decode_ms_per_line": ms}
+    r["testset_v"] = check
+    r["accepted"] = check["beam_chosen"]["cer"] <= check["beam_before"]["cer"] + SWEEP_TOLERANCE
+    print(f"chosen: {best}; all of testset_v ({len(all_lps)} lines): greedy CER {check['greedy']['cer']:.2%}, "
+          f"beam before {check['beam_before']['cer']:.2%} ({check['beam_before']['decode_ms_per_line']:.1f} ms), "
+          f"chosen {check['beam_chosen']['cer']:.2%} ({check['beam_chosen']['decode_ms_per_line']:.1f} ms): "
+          f"{'accepted' if r['accepted'] else 'REJECTED (costs accuracy)'}")
+    if a.write_decoder and r["accepted"]:
+        path = Path(a.write_decoder)
+        d = json.loads(path.read_text())
+        d.update({k: getattr(chosen, k) for k in ("beam_size", "beam_size_token", "beam_threshold", "blank_skip")})
+        path.write_text(json.dumps(d, indent=2) + "\n")
+        print(f"wrote {path}")
+    torch.set_num_threads(2)
+
+
 def bench_train(a, results, store_path: str) -> None:
     r = part("train", results)
     from hwr.train import TrainConfig, Trainer
@@ -238,11 +320,13 @@ def main() -> None:
     ap.add_argument("--iam", help="IAM-OnDB store (hwr data import iam-ondb ...)")
     ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--model", help="default: the shipped model")
-    ap.add_argument("--only", action="append", choices=["import", "train", "latency", "batch", "decode"])
+    ap.add_argument("--only", action="append", choices=["import", "train", "latency", "batch", "decode", "sweep"])
+    ap.add_argument("--sweep-lines", type=int, default=300, help="testset_v lines for the sweep grid")
+    ap.add_argument("--write-decoder", help="sweep: store the chosen settings in this decoder.json")
     ap.add_argument("--train-batches", type=int, default=20)
     ap.add_argument("--out", help="write all figures as JSON here")
     a = ap.parse_args()
-    parts = a.only or ["import", "train", "latency", "batch", "decode"]
+    parts = a.only or ["import", "train", "sweep", "latency", "batch", "decode"]
     results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
     print(f"machine: {results['machine']}")
     if "import" in parts:
@@ -256,6 +340,8 @@ def main() -> None:
                 bench_batch(a, results, rec, store)
             if "decode" in parts:
                 bench_decode(a, results, rec, store)
+            if "sweep" in parts:
+                bench_sweep(a, results, rec, store)
         if "train" in parts:
             bench_train(a, results, a.iam)
     if a.out:
