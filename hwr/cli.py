@@ -158,11 +158,11 @@ def _decoder_config(a, base=None):
 
 def _recognizer(a):
     from .recognizer import Recognizer
-    rec = Recognizer.load(a.model, device=getattr(a, "device", None) or "auto")
-    rec.decoder_config = _decoder_config(a, rec.decoder_config)
-    if a.threads:
+    if a.threads:  # before loading: the ONNX backend sizes its thread pool from it
         import torch
         torch.set_num_threads(a.threads)
+    rec = Recognizer.load(a.model, device=getattr(a, "device", None) or "auto", backend=a.backend)
+    rec.decoder_config = _decoder_config(a, rec.decoder_config)
     return rec
 
 
@@ -240,6 +240,9 @@ def cmd_model_export(a) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     export_model(a.checkpoint, out / "model.pt")
+    if a.onnx:
+        from .onnxmodel import export_checkpoint
+        export_checkpoint(out / "model.pt", out / "model.onnx")
     cfg = DecoderConfig.from_json(a.decoder_config) if a.decoder_config else DecoderConfig()
     d = cfg.as_dict()
     if a.lm:
@@ -291,6 +294,9 @@ def _add_decoder_args(p) -> None:
     p.add_argument("--lexicon", help="word list: beam search only outputs these words")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="run the network with PyTorch or onnxruntime; auto: onnxruntime on the CPU when a "
+                        "model.onnx exported from this very checkpoint lies beside it (faster, same results)")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwr", description="Online handwriting recognition: ink in, text out.")
@@ -404,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     mx.add_argument("--out", required=True)
     mx.add_argument("--lm", help="ARPA character LM to ship with it (stored gzipped)")
     mx.add_argument("--decoder-config", help="decoder.json from hwr tune-lm")
+    mx.add_argument("--onnx", action="store_true",
+                    help="also write model.onnx: the network only (features and CTC decoding stay outside), "
+                         "dynamic batch and time axes; Recognizer.load(DIR, backend='onnx') runs it")
     mx.set_defaults(func=cmd_model_export)
 
     de = sub.add_parser("demo", help="start the drawing app in the browser")

@@ -98,7 +98,7 @@ _STDERR_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """Send the process's file descriptor 2 to /dev/null for a moment (C++ code writes there).
 
     Process-wide, hence the lock: two LM loads at once must not leave stderr pointing nowhere.
@@ -189,7 +189,7 @@ class BeamDecoder:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such language model file")
         try:
-            with _quiet_stderr():  # KenLM draws a progress bar on fd 2 while it reads an ARPA file
+            with quiet_stderr():  # KenLM draws a progress bar on fd 2 while it reads an ARPA file
                 return self._KenLM(path, dictionary)
         except Exception as e:  # KenLM's own parse errors: several lines, with C++ source locations
             why = " ".join(str(e).split())

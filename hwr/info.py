@@ -62,7 +62,8 @@ def model_report(model: str | None) -> tuple[dict, object | None]:
     lm = rec.decoder_config.lm
     out.update(path=rec.info["path"], size_bytes=Path(rec.info["path"]).stat().st_size,
                lm_size_bytes=Path(lm).stat().st_size if lm and Path(lm).is_file() else None)
-    return {**out, "ok": True, "parameters": rec.info["parameters"], "characters": len(rec.alphabet)}, rec
+    return {**out, "ok": True, "parameters": rec.info["parameters"], "characters": len(rec.alphabet),
+            "backend": rec.info["backend"]}, rec
 
 
 def decoder_report(rec) -> dict:
@@ -107,7 +108,7 @@ def format_report(r: dict) -> str:
     size = f"{m['size_bytes'] / 1e6:.1f} MB" if m.get("size_bytes") else "?"
     if m.get("lm_size_bytes"):
         size += f" + LM {m['lm_size_bytes'] / 1e6:.1f} MB"
-    lines.append(f"model: {m.get('path', '?')} ({size}" + (f", {m['parameters']:,} parameters)" if m["ok"]
+    lines.append(f"model: {m.get('path', '?')} ({size}" + (f", {m['parameters']:,} parameters), network on {m['backend']}" if m["ok"]
                                                            else f"): {_mark(m)}"))
     d = r["decoder"]
     if d:

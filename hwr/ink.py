@@ -8,6 +8,7 @@ layout serves tablets with pressure and mice without timing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -84,6 +85,16 @@ class Ink:
         if not self.strokes:
             return np.zeros((0, 4))
         return np.concatenate([s.points for s in self.strokes], axis=0)
+
+    def digest(self) -> str:
+        """A short fingerprint of the strokes (not the label): equal inks, equal digests.
+
+        Lets a caller reuse a result for ink it has already read (the app reruns on every click).
+        """
+        h = hashlib.blake2b(digest_size=16)
+        h.update(self.stroke_lengths().astype(np.int64).tobytes())
+        h.update(np.ascontiguousarray(self.points(), dtype=np.float64).tobytes())
+        return h.hexdigest()
 
     def stroke_lengths(self) -> np.ndarray:
         return np.array([len(s) for s in self.strokes], dtype=np.int64)

@@ -5,10 +5,12 @@ C = alphabet size + 1 with blank = 0):
 
     features (B, T, F) float, lengths (B,) int  ->  log_probs (T', B, C), output_lengths (B,)
 
-Batches are padded, not packed: measured on 2 CPU cores packing was 4x slower (23 vs 97
-lines/s) than padded batches bucketed by length (~5% padding). A bidirectional RNN does read
-the padding on its backward pass, so inference pads the same way training did (one line
-alone has no padding at all) and `output_lengths` says which frames are real.
+Training batches are padded, not packed: measured on 2 CPU cores packing was 4x slower to
+train (23 vs 97 lines/s) than padded batches bucketed by length (~5% padding). A
+bidirectional RNN reads the padding on its backward pass, though, so a padded line's result
+would depend on the longest line beside it. Inference (eval mode) therefore packs: each
+line's backward pass starts at its own last frame, exactly as if it were alone (the ONNX
+export keeps this through the LSTM's `sequence_lens`). `output_lengths` says which frames are real.
 """
 
 from __future__ import annotations
@@ -100,10 +102,15 @@ class Network(nn.Module):
             x = self.conv(x.transpose(1, 2)).transpose(1, 2)  # B, T', H
         out_lengths = self.output_lengths(lengths)
         x = x.transpose(0, 1)  # T', B, H
-        # zero the padded frames so the backward direction starts from silence, not garbage
-        mask = torch.arange(x.shape[0], device=x.device)[:, None] < out_lengths.to(x.device)[None, :]
-        x = x * mask[..., None].to(x.dtype)
-        y, _ = self.rnn(x)  # T', B, 2H
+        if self.training:
+            # zero the padded frames so the backward direction starts from silence, not garbage
+            mask = torch.arange(x.shape[0], device=x.device)[:, None] < out_lengths.to(x.device)[None, :]
+            y, _ = self.rnn(x * mask[..., None].to(x.dtype))  # T', B, 2H
+        elif x.shape[1] == 1:
+            y, _ = self.rnn(x)  # one line alone has no padding to hide
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(x, out_lengths.cpu(), enforce_sorted=False)
+            y, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], total_length=x.shape[0])  # T', B, 2H
         logits = self.head(self.dropout(y))  # T', B, C
         return logits.float().log_softmax(-1), out_lengths
 

@@ -42,6 +42,11 @@ class Result:
                 "char_spans": [s.as_dict() for s in self.char_spans]}
 
 
+def _has_onnxruntime() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
 def default_model_path() -> Path:
     """The shipped model's checkpoint (HWR_MODEL overrides it)."""
     env = os.environ.get("HWR_MODEL")
@@ -62,9 +67,17 @@ class Recognizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, decoder: DecoderConfig | None = None,
-             device: str = "auto") -> Recognizer:
+             device: str = "auto", backend: str = "auto") -> Recognizer:
         """Load a checkpoint (None: the shipped model). A `decoder.json` beside the checkpoint
-        gives the default decoder settings (kind, beam, LM and its weights)."""
+        gives the default decoder settings (kind, beam, LM and its weights).
+
+        backend: "torch"; "onnx" runs the network through onnxruntime from the `model.onnx`
+        beside the checkpoint (`hwr model export ... --onnx`; the checkpoint still gives alphabet
+        and features); "auto" takes onnx on the CPU when that graph was exported from this very
+        checkpoint (the same log-probs, measured faster: BENCHMARKS.md), else torch.
+        """
+        if backend not in ("auto", "torch", "onnx"):
+            raise ValueError("backend must be 'auto', 'torch' or 'onnx'")
         path = Path(path) if path else default_model_path()
         if path.is_dir():
             path = path / "model.pt" if (path / "model.pt").exists() else path / "best.pt"
@@ -72,9 +85,19 @@ class Recognizer:
         if decoder is None and (path.parent / "decoder.json").exists():
             decoder = DecoderConfig.from_json(path.parent / "decoder.json")
         if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = "cuda" if torch.cuda.is_available() and backend != "onnx" else "cpu"
+        graph = path.with_suffix(".onnx")
+        if backend == "auto":
+            from .onnxmodel import matches
+            backend = "onnx" if device == "cpu" and _has_onnxruntime() and matches(graph, path) else "torch"
         info = {"path": str(path), "metrics": state.get("metrics", {}), "git_revision": state.get("git_revision"),
-                "parameters": model.num_parameters()}
+                "parameters": model.num_parameters(), "backend": backend}
+        if backend == "onnx":
+            from .onnxmodel import OnnxNetwork, matches, stamp_path
+            if stamp_path(graph).exists() and not matches(graph, path):
+                raise ValueError(f"{graph} was exported from another checkpoint than {path.name}; export it again "
+                                 f"with `hwr model export {path} --out {path.parent} --onnx`")
+            model = OnnxNetwork(graph, model.config)
         return cls(model, alphabet, fcfg, decoder, info, device)
 
     def decoder(self, config: DecoderConfig | None = None) -> Decoder:
@@ -104,8 +127,10 @@ class Recognizer:
     def log_probs(self, feats: list[Features]) -> tuple[torch.Tensor, torch.Tensor]:
         """(T', B, C) log-probabilities and (B,) frame counts for a batch of feature sets."""
         x, lengths = collate([f.values for f in feats])
-        lp, out_lengths = self.model(x.to(self.device), lengths.to(self.device))
-        return lp.cpu(), out_lengths.cpu()
+        # on a GPU, half precision (autocast) as in training; the log-softmax itself stays float32
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.device.type == "cuda"):
+            lp, out_lengths = self.model(x.to(self.device), lengths.to(self.device))  # T', B, C
+        return lp.float().cpu(), out_lengths.cpu()
 
     def recognize(self, inks: Ink | list[Ink], nbest: int | None = None, decoder: DecoderConfig | None = None,
                   spans: bool = True) -> Result | list[Result]:

@@ -13,8 +13,12 @@ Parts:
   latency   per line, batch 1, 1 thread, the median testset_v line: features + model + greedy, and
             + beam 32 with the shipped LM
   batch     lines/s on 2 threads: greedy, and beam + LM
-  decode    the same logits decoded by hwr's beam search (flashlight) and by pyctcdecode, beam 32,
-            no LM: time and CER side by side
+  decode    the same logits decoded by hwr's beam search (flashlight, the shipped settings) with and
+            without the LM, and by pyctcdecode (no LM), beam 32: time and CER side by side
+            (pyctcdecode lives in the bench extra: UV_PROJECT_ENVIRONMENT=DIR bash scripts/setup.sh --extra bench)
+  forward   the network's forward options at equal accuracy: PyTorch float32, PyTorch dynamic int8
+            (LSTM + Linear), onnxruntime float32 and dynamic int8; ms per median line (1 thread),
+            lines/s in batches of 32 (2 threads), greedy and beam + LM CER on all of testset_v
   sweep     beam search settings (tokens per frame, beam threshold, blank skipping, beam width) with the
             model's LM on the same testset_v logits: ms per line (1 thread) and CER each; picks the
             fastest within 0.05 CER points of the unpruned search, checks it on all of testset_v
@@ -189,11 +193,12 @@ def bench_decode(a, results, rec: Recognizer, store: Store) -> None:
     refs = [s.text for s in samples]
     labels = [""] + [c for c in rec.alphabet.chars]
     py = build_ctcdecoder(labels)
-    ours = rec.decoder(DecoderConfig(kind="beam", beam_size=32, nbest=1))
+    shipped = replace(rec.decoder_config, kind="beam", nbest=1)
+    ours = {"hwr_lm": rec.decoder(shipped), "hwr_no_lm": rec.decoder(replace(shipped, lm=None))}
 
-    def run_ours():
+    def run_ours(dec):
         t0 = time.perf_counter()
-        out = [ours(torch.from_numpy(lp)[:, None], torch.tensor([len(lp)]))[0][0].text for lp in lps]
+        out = [dec(torch.from_numpy(lp)[:, None], torch.tensor([len(lp)]))[0][0].text for lp in lps]
         return time.perf_counter() - t0, out
 
     def run_py():
@@ -201,15 +206,22 @@ def bench_decode(a, results, rec: Recognizer, store: Store) -> None:
         out = [py.decode(lp, beam_width=32).strip() for lp in lps]
         return time.perf_counter() - t0, out
 
-    t_ours = statistics.median(run_ours()[0] for _ in range(3))
-    t_py = statistics.median(run_py()[0] for _ in range(3))
+    torch.set_num_threads(1)
+    for name, dec in ours.items():
+        run_ours(dec)  # warm
+        r[f"{name}_ms_per_line"] = statistics.median(run_ours(dec)[0] for _ in range(3)) / len(lps) * 1000
+        r[f"cer_{name}"] = cer(refs, run_ours(dec)[1])
+    r["pyctcdecode_ms_per_line"] = statistics.median(run_py()[0] for _ in range(3)) / len(lps) * 1000
+    r["cer_pyctcdecode"] = cer(refs, run_py()[1])
     greedy_txt = [greedy(torch.from_numpy(lp)[:, None], torch.tensor([len(lp)]), rec.alphabet)[0][0].text for lp in lps]
-    r.update(lines=len(lps), hwr_ms_per_line=t_ours / len(lps) * 1000, pyctcdecode_ms_per_line=t_py / len(lps) * 1000,
-             speed_ratio=t_py / t_ours, cer_hwr=cer(refs, run_ours()[1]), cer_pyctcdecode=cer(refs, run_py()[1]),
-             cer_greedy=cer(refs, greedy_txt))
-    print(f"beam 32, no LM, {len(lps)} testset_v lines: hwr {r['hwr_ms_per_line']:.2f} ms/line (CER {r['cer_hwr']:.2%}), "
-          f"pyctcdecode {r['pyctcdecode_ms_per_line']:.2f} ms/line (CER {r['cer_pyctcdecode']:.2%}): "
-          f"hwr is {r['speed_ratio']:.1f}x faster")
+    r.update(lines=len(lps), cer_greedy=cer(refs, greedy_txt),
+             decoder={k: getattr(shipped, k) for k in ("beam_size", "beam_size_token", "beam_threshold", "blank_skip")},
+             speed_ratio_lm_vs_pyctcdecode=r["pyctcdecode_ms_per_line"] / r["hwr_lm_ms_per_line"])
+    print(f"{len(lps)} testset_v lines, 1 thread, beam 32: hwr + LM {r['hwr_lm_ms_per_line']:.2f} ms/line "
+          f"(CER {r['cer_hwr_lm']:.2%}), hwr no LM {r['hwr_no_lm_ms_per_line']:.2f} ms/line (CER {r['cer_hwr_no_lm']:.2%}), "
+          f"pyctcdecode no LM {r['pyctcdecode_ms_per_line']:.2f} ms/line (CER {r['cer_pyctcdecode']:.2%}); "
+          f"greedy CER {r['cer_greedy']:.2%}")
+    torch.set_num_threads(2)
 
 
 SWEEP_TOLERANCE = 0.0005  # 0.05 CER points: a speed-up may cost at most this much accuracy (issue #11)
@@ -289,6 +301,70 @@ def bench_sweep(a, results, rec: Recognizer, store: Store) -> None:
     torch.set_num_threads(2)
 
 
+def forward_options(rec: Recognizer, work: Path) -> dict:
+    """name -> Recognizer running the same weights another way."""
+    from hwr.onnxmodel import OnnxNetwork, export_onnx
+    out = {"torch_fp32": rec}
+    q = torch.ao.quantization.quantize_dynamic(rec.model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
+    out["torch_int8"] = Recognizer(q, rec.alphabet, rec.feature_config, rec.decoder_config, rec.info)
+    onnx_path = export_onnx(rec.model, work / "model.onnx")
+    out["onnx_fp32"] = Recognizer(OnnxNetwork(onnx_path, rec.model.config, threads=1), rec.alphabet,
+                                  rec.feature_config, rec.decoder_config, rec.info)
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        quantize_dynamic(str(onnx_path), str(work / "model.int8.onnx"), weight_type=QuantType.QInt8)
+        out["onnx_int8"] = Recognizer(OnnxNetwork(work / "model.int8.onnx", rec.model.config, threads=1),
+                                      rec.alphabet, rec.feature_config, rec.decoder_config, rec.info)
+    except ImportError:
+        print("  onnx_int8 skipped: onnxruntime.quantization needs the onnx package")
+    return out
+
+
+def bench_forward(a, results, rec: Recognizer, store: Store) -> None:
+    r = part("forward", results)
+    inks = median_line(store, "testset_v")
+    idx = store.indices("testset_v")
+    samples = [store[int(i)] for i in idx]
+    order = np.argsort([s.ink.num_points for s in samples])  # batches of similar lengths, as transcribe does
+    feats_all = [rec.features(samples[i].ink) for i in order]
+    refs = [samples[i].text for i in order]
+    beam = replace(rec.decoder_config, nbest=1)
+    with tempfile.TemporaryDirectory() as d:
+        for name, alt in forward_options(rec, Path(d)).items():
+            torch.set_num_threads(1)
+            feats = [alt.features(k) for k in inks]
+            for f in feats[:3]:
+                alt.log_probs([f])
+
+            def one():
+                t0 = time.perf_counter()
+                for f in feats:
+                    alt.log_probs([f])
+                return (time.perf_counter() - t0) / len(feats) * 1000
+            ms = median_of(one, 5)
+            torch.set_num_threads(2)
+            if hasattr(alt.model, "session"):  # a fresh session for 2 threads
+                from hwr.onnxmodel import OnnxNetwork
+                alt.model = OnnxNetwork(alt.model.path, alt.model.config, threads=2)
+            t0 = time.perf_counter()
+            lps = []
+            for s in range(0, len(feats_all), 32):
+                lp, n = alt.log_probs(feats_all[s:s + 32])
+                lps += [lp[:int(n[b]), b:b + 1] for b in range(lp.shape[1])]
+            lines_per_s = len(feats_all) / (time.perf_counter() - t0)
+            g = [greedy(lp, torch.tensor([lp.shape[0]]), rec.alphabet)[0][0].text for lp in lps]
+            _, bm = decode_all(rec, beam, lps)
+            r[name] = {"forward_ms_per_line": ms, "forward_lines_per_s_batch32_2threads": lines_per_s,
+                       "greedy_cer": cer(refs, g), "beam_cer": cer(refs, bm), "beam_wer": wer(refs, bm)}
+            print(f"  {name:11s} forward {ms:5.2f} ms/line (1 thread), {lines_per_s:6.0f} lines/s (batch 32, 2 threads); "
+                  f"testset_v greedy CER {r[name]['greedy_cer']:.2%}, beam+LM CER {r[name]['beam_cer']:.2%}", flush=True)
+    base = r["torch_fp32"]
+    for name in [k for k in r if isinstance(r[k], dict) and k != "torch_fp32"]:
+        r[name]["accepted"] = (r[name]["greedy_cer"] <= base["greedy_cer"] + SWEEP_TOLERANCE
+                               and r[name]["beam_cer"] <= base["beam_cer"] + SWEEP_TOLERANCE)
+        print(f"  {name}: {'within' if r[name]['accepted'] else 'NOT within'} 0.05 CER points of torch_fp32")
+
+
 def bench_train(a, results, store_path: str) -> None:
     r = part("train", results)
     from hwr.train import TrainConfig, Trainer
@@ -320,13 +396,13 @@ def main() -> None:
     ap.add_argument("--iam", help="IAM-OnDB store (hwr data import iam-ondb ...)")
     ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--model", help="default: the shipped model")
-    ap.add_argument("--only", action="append", choices=["import", "train", "latency", "batch", "decode", "sweep"])
+    ap.add_argument("--only", action="append", choices=["import", "train", "latency", "batch", "decode", "sweep", "forward"])
     ap.add_argument("--sweep-lines", type=int, default=300, help="testset_v lines for the sweep grid")
     ap.add_argument("--write-decoder", help="sweep: store the chosen settings in this decoder.json")
     ap.add_argument("--train-batches", type=int, default=20)
     ap.add_argument("--out", help="write all figures as JSON here")
     a = ap.parse_args()
-    parts = a.only or ["import", "train", "sweep", "latency", "batch", "decode"]
+    parts = a.only or ["import", "train", "sweep", "forward", "latency", "batch", "decode"]
     results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
     print(f"machine: {results['machine']}")
     if "import" in parts:
@@ -342,6 +418,8 @@ def main() -> None:
                 bench_decode(a, results, rec, store)
             if "sweep" in parts:
                 bench_sweep(a, results, rec, store)
+            if "forward" in parts:
+                bench_forward(a, results, rec, store)
         if "train" in parts:
             bench_train(a, results, a.iam)
     if a.out:

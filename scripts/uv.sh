@@ -10,5 +10,5 @@ if [ "$(.tools/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "$uv_version" ]
   rm -rf .tools
   "$py" -m pip install -q --disable-pip-version-check --target .tools "uv==$uv_version"
 fi
-export UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=.venv
+export UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT="${UV_PROJECT_ENVIRONMENT:-.venv}"
 exec .tools/bin/uv "$@"

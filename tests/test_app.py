@@ -126,3 +126,27 @@ def test_upload_reader_rejects_bad_files():
                        ("x.json", b'{"strokes": []}'), ("big.json", b" " * (MAX_UPLOAD_BYTES + 1))]:
         with pytest.raises(InkError):
             ink_from_upload(name, data)
+
+
+@pytest.mark.slow
+def test_app_reads_an_ink_once_however_often_the_page_reruns(app, monkeypatch):
+    """Picking an alternative, highlighting a character and typing a correction rerun the script;
+    only new strokes may run the recognizer."""
+    from hwr.recognizer import Recognizer
+    calls = []
+    real = Recognizer.recognize
+    monkeypatch.setattr(Recognizer, "recognize", lambda self, ink, **kw: calls.append(1) or real(self, ink, **kw))
+    at = app.run()
+    at.session_state["strokes"] = canvas_strokes("bad cab", seed=1000)
+    at.run()
+    first = len(calls)
+    assert first >= 1 and _result_text(at) == "bad cab"
+    alts = next(r for r in at.radio if r.key and r.key.startswith("alt-"))
+    alts.set_value(alts.options[-1]).run()
+    pick = next(s for s in at.selectbox if s.key and s.key.startswith("hl-"))
+    pick.set_value(pick.options[1]).run()
+    next(t for t in at.text_input if t.key and t.key.startswith("fix-")).set_value("bad cat").run()
+    assert not at.exception and len(calls) == first
+    at.session_state["strokes"] = canvas_strokes("bad cab", seed=1000)[:-1]  # a new ink: read again
+    at.run()
+    assert len(calls) == first + 1

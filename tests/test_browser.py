@@ -210,3 +210,56 @@ def test_two_tabs_do_not_share_ink(server, browser, page):
         assert page.locator(".hwr-result").first.get_attribute("data-strokes") == "1"
     finally:
         other.close()
+
+
+SETTLE_QUIET_MS = 400  # no DOM change for this long = the page has settled
+
+
+def compose_line(words: list[dict], height: float = 56.0, gap: float = 22.0, left: float = 20.0, top: float = 60.0):
+    """Fixture word inks side by side as one line on the canvas (strokes in writing order)."""
+    strokes, x = [], left
+    for w in words:
+        word = fixture_strokes(w, height=height, left=x, top=top)
+        strokes += word
+        x = max(p[0] for s in word for p in s) + gap
+    return strokes
+
+
+def test_page_settles_soon_after_pen_up_on_a_30_character_line(page):
+    """Pen-up -> the page showing the new transcription and everything that depends on it, with no
+    further DOM change (alternatives, coloured text and ink included). Measured, not asserted on
+    time: the figures go to app_latency_settled.json and BENCHMARKS.md."""
+    words = {json.loads(x)["ink"]["text"]: json.loads(x)["ink"]
+             for x in (FIXTURES / "golden.jsonl").read_text().splitlines()}
+    text = "church like license shame wide"
+    assert len(text) == 30
+    strokes = compose_line([words[w] for w in text.split()])
+    page.evaluate("""() => {
+        window.__lastChange = performance.now();
+        new MutationObserver(() => { window.__lastChange = performance.now(); })
+            .observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+        document.querySelector('canvas').addEventListener('pointerup',
+            () => { window.__penUp = performance.now(); }, {capture: true});
+    }""")
+    box = page.locator("canvas").first.bounding_box()
+    assert max(p[0] for s in strokes for p in s) < box["width"], "the line does not fit the canvas"
+    settled = []
+    for k, pts in enumerate(strokes):
+        page.mouse.move(box["x"] + pts[0][0], box["y"] + pts[0][1])
+        page.mouse.down()
+        for x, y in pts[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.up()
+        page.wait_for_function("(n) => document.querySelector('.hwr-result').dataset.strokes === String(n)",
+                               arg=k + 1, timeout=30_000, polling=5)
+        page.wait_for_function(f"() => performance.now() - window.__lastChange > {SETTLE_QUIET_MS}",
+                               timeout=10_000, polling=20)
+        settled.append(page.evaluate("() => window.__lastChange - window.__penUp"))
+    final = result_text(page)
+    assert len(final) >= 20, final  # the whole line was read, not a fragment
+    settled.sort()
+    report = {"line": text, "read_as": final, "strokes": len(settled), "median_ms": statistics.median(settled),
+              "p95_ms": settled[int(0.95 * (len(settled) - 1))], "max_ms": settled[-1]}
+    out = Path(os.environ.get("HWR_BENCH_OUT", "/tmp")) / "app_latency_settled.json"
+    out.write_text(json.dumps(report))
+    print(f"pen-up -> page settled: {report}")

@@ -163,15 +163,29 @@ def personal_model_panel(store_path: Path, n_saved: int) -> None:
 
 
 # ---------------------------------------------------------------------- main panel
+RESULTS_KEPT = 16  # per browser tab: the current ink, the previous ones (undo), uploads
+
+
+def recognized(rec: Recognizer, cfg: DecoderConfig, ink: Ink):
+    """(result, ms) for this ink and decoder, read once per tab: picking an alternative,
+    highlighting a character or typing a correction reruns the script but not the recognizer."""
+    cache = st.session_state.setdefault("results", {})
+    key = (rec.info["path"], repr(cfg), ink.digest())
+    if key not in cache:
+        t0 = time.perf_counter()
+        cache[key] = (rec.recognize(ink, decoder=cfg), (time.perf_counter() - t0) * 1000)
+        while len(cache) > RESULTS_KEPT:
+            cache.pop(next(iter(cache)))
+    return cache[key]
+
+
 def show_result(rec: Recognizer, cfg: DecoderConfig, ink: Ink, key: str) -> str | None:
     """Transcribe and show text, alternatives, strokes per character; returns the chosen text."""
-    t0 = time.perf_counter()
     try:
-        result = rec.recognize(ink, decoder=cfg)
+        result, ms = recognized(rec, cfg, ink)
     except (InkError, ValueError) as e:
         st.warning(f"Cannot read this ink: {e}")
         return None
-    ms = (time.perf_counter() - t0) * 1000
     st.markdown(f'<div class="hwr-result" data-strokes="{len(ink)}" style="font-size:2rem;font-family:serif;'
                 f'min-height:2.6rem">{html.escape(result.text) or "&nbsp;"}</div>', unsafe_allow_html=True)
     st.caption(f"recognised in {ms:.0f} ms with {cfg.kind} decoding, {len(ink)} strokes")

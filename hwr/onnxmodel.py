@@ -1,0 +1,118 @@
+"""The network as ONNX: export it for other runtimes, and run it with onnxruntime.
+
+Only the network is in the graph. Features (`hwr.features`) and CTC decoding (`hwr.decode`)
+stay outside, as users of other recognizers ask: they can swap the decoder, and the graph
+has no Python-only parts. The graph's boundary is the network's own:
+
+    features (B, T, F) float32, lengths (B,) int64  ->  log_probs (T', B, C) float32, frames (B,) int64
+
+with batch and time dynamic. The LSTM runs packed (ONNX's `sequence_lens`), so in ONNX too a
+line's result does not depend on the other lines of its batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .decode import quiet_stderr
+from .fileutil import publish
+from .model import ModelConfig, Network
+
+OPSET = 17
+
+
+def checkpoint_digest(checkpoint: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+
+
+def stamp_path(graph: str | os.PathLike) -> Path:
+    """`model.onnx.json`: which checkpoint the graph was exported from."""
+    return Path(f"{graph}.json")
+
+
+def matches(graph: str | os.PathLike, checkpoint: str | os.PathLike) -> bool:
+    """True when `graph` was exported from exactly this checkpoint (a stale graph must not be used)."""
+    try:
+        stamp = json.loads(stamp_path(graph).read_text())
+    except (OSError, ValueError):
+        return False
+    return Path(graph).is_file() and stamp.get("checkpoint_sha256") == checkpoint_digest(checkpoint)
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, graph: str | os.PathLike) -> Path:
+    """The network of `checkpoint` as an ONNX graph, stamped with the checkpoint's digest."""
+    from .checkpoint import load_model
+    export_onnx(load_model(checkpoint)[0], graph)
+    stamp_path(graph).write_text(json.dumps({"checkpoint": Path(checkpoint).name,
+                                             "checkpoint_sha256": checkpoint_digest(checkpoint)}) + "\n")
+    return Path(graph)
+
+
+def export_onnx(model: Network, path: str | os.PathLike) -> Path:
+    """Write `model` as an ONNX graph at `path` (all-or-nothing)."""
+    net = copy.deepcopy(model).cpu().eval()
+    x = torch.zeros(2, 64, net.config.input_size)
+    lengths = torch.tensor([64, 40])
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        # the TorchScript exporter warns about its own future and, from C++, about shape inference
+        # of the packed LSTM (which onnxruntime handles: tests/test_onnx.py compares the log-probs)
+        with warnings.catch_warnings(), quiet_stderr():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                net, (x, lengths), tmp, dynamo=False, opset_version=OPSET,
+                input_names=["features", "lengths"], output_names=["log_probs", "frames"],
+                dynamic_axes={"features": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
+                              "log_probs": {0: "frames", 1: "batch"}, "frames": {0: "batch"}})
+        publish(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+class OnnxNetwork:
+    """Runs an exported graph with onnxruntime; called like `Network` (tensors in, tensors out)."""
+
+    def __init__(self, path: str | os.PathLike, config: ModelConfig, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            from .decode import BackendError
+            raise BackendError("the ONNX backend needs onnxruntime: pip install onnxruntime "
+                               "(or use the PyTorch backend)") from None
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no ONNX graph; write one with `hwr model export CKPT --out DIR --onnx`")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.config = config
+        self.path = str(path)
+
+    def __call__(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lp, frames = self.session.run(None, {"features": x.detach().cpu().numpy().astype(np.float32),
+                                             "lengths": lengths.detach().cpu().numpy().astype(np.int64)})
+        return torch.from_numpy(lp), torch.from_numpy(frames)
+
+    def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
+        return Network.output_lengths(self, input_lengths)  # the same arithmetic, from the config
+
+    # what Recognizer expects of a model
+    def to(self, device) -> OnnxNetwork:
+        if torch.device(device).type != "cpu":
+            raise ValueError("the ONNX backend runs on the CPU here; use the PyTorch backend for CUDA")
+        return self
+
+    def eval(self) -> OnnxNetwork:
+        return self

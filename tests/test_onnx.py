@@ -1,0 +1,110 @@
+"""ONNX export of the shipped network, and results that do not depend on the batch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SHARED, needs_shared
+
+from hwr.decode import DecoderConfig
+from hwr.ink import Ink
+from hwr.recognizer import DEFAULT_MODEL, Recognizer
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden.jsonl"
+
+
+def golden_inks() -> list[Ink]:
+    return [Ink.from_json_dict(json.loads(x)["ink"]) for x in GOLDEN.read_text().splitlines() if x.strip()]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Recognizer.load(device="cpu", backend="torch")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The shipped model exported through the CLI, as a user would."""
+    out = tmp_path_factory.mktemp("onnx") / "model"
+    r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "export", str(DEFAULT_MODEL / "model.pt"),
+                        "--out", str(out), "--decoder-config", str(DEFAULT_MODEL / "decoder.json"),
+                        "--lm", str(DEFAULT_MODEL / "bsi6.arpa.gz"), "--onnx"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "model.onnx").stat().st_size > 1e6
+    return out
+
+
+def _compare(shipped, onnx_rec, inks):
+    feats = [shipped.features(k) for k in inks]
+    lp_t, n_t = shipped.log_probs(feats)
+    lp_o, n_o = onnx_rec.log_probs(feats)
+    assert torch.equal(n_t, n_o) and lp_t.shape == lp_o.shape
+    for b in range(len(inks)):  # real frames only: what the padding holds is nobody's business
+        diff = (lp_t[:int(n_t[b]), b] - lp_o[:int(n_o[b]), b]).abs().max()
+        assert diff < 1e-3, f"line {b}: log-probs differ by {diff}"
+    g = DecoderConfig(kind="greedy")
+    assert [r.text for r in shipped.recognize(inks, decoder=g)] == [r.text for r in onnx_rec.recognize(inks, decoder=g)]
+
+
+def test_onnx_graph_reads_like_pytorch(shipped, exported):
+    onnx_rec = Recognizer.load(exported, backend="onnx")
+    assert onnx_rec.info["backend"] == "onnx" and onnx_rec.decoder_config.lm  # the decoder.json came along
+    inks = golden_inks()
+    _compare(shipped, onnx_rec, inks)  # one batch of lines of different lengths (dynamic batch and time)
+    _compare(shipped, onnx_rec, inks[:1])
+
+
+@needs_shared
+def test_onnx_graph_reads_real_iam_lines_like_pytorch(shipped, exported):
+    import itertools
+    from hwr.importers import Report, reader
+    src = SHARED / "iam-ondb"
+    samples = reader("iam-ondb")([str(src / "lineStrokes-all.tar.gz"), str(src / "ascii-all.tar.gz")], Report())
+    inks = [s.ink for s in itertools.islice(samples, 24)]
+    _compare(shipped, Recognizer.load(exported, backend="onnx"), inks)
+
+
+def test_missing_or_stale_onnx_graph(tmp_path, exported):
+    import shutil
+    shutil.copy(DEFAULT_MODEL / "model.pt", tmp_path / "model.pt")
+    assert Recognizer.load(tmp_path).info["backend"] == "torch"  # auto: no graph, PyTorch
+    with pytest.raises(FileNotFoundError, match="--onnx"):
+        Recognizer.load(tmp_path, backend="onnx")
+    shutil.copy(exported / "model.onnx", tmp_path / "model.onnx")
+    shutil.copy(exported / "model.onnx.json", tmp_path / "model.onnx.json")
+    assert Recognizer.load(tmp_path).info["backend"] == "onnx"  # auto: the graph of this checkpoint
+    # another checkpoint in the same place: the graph is stale and never used
+    from hwr.checkpoint import load_state
+    state = load_state(tmp_path / "model.pt")
+    state["metrics"] = {"note": "retrained"}
+    torch.save(state, tmp_path / "model.pt")
+    assert Recognizer.load(tmp_path).info["backend"] == "torch"
+    with pytest.raises(ValueError, match="another checkpoint"):
+        Recognizer.load(tmp_path, backend="onnx")
+
+
+def test_shipped_model_runs_on_onnxruntime_by_default():
+    assert Recognizer.load(device="cpu").info["backend"] == "onnx"
+    assert Recognizer.load(backend="torch").info["backend"] == "torch"
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_a_result_does_not_depend_on_its_batch(shipped, exported, backend):
+    rec = shipped if backend == "torch" else Recognizer.load(exported, backend="onnx")
+    inks = golden_inks()
+    short = min(inks, key=lambda k: k.num_points)
+    long = max(inks, key=lambda k: k.num_points)
+    assert long.num_points > 2 * short.num_points  # the short line gets plenty of padding beside it
+    alone = rec.recognize(short)
+    lp_alone, n_alone = rec.log_probs([rec.features(short)])
+    for batch in ([short, long], [long, short, long], inks):
+        i = next(j for j, k in enumerate(batch) if k is short)
+        lp, n = rec.log_probs([rec.features(k) for k in batch])
+        assert int(n[i]) == int(n_alone[0])
+        assert (lp[:int(n[i]), i] - lp_alone[:int(n_alone[0]), 0]).abs().max() < 1e-4
+        res = rec.recognize(batch)[i]
+        assert res.text == alone.text and [c.text for c in res.candidates] == [c.text for c in alone.candidates]
+        assert res.score == pytest.approx(alone.score, abs=1e-3)
