@@ -57,6 +57,32 @@ def export_checkpoint(checkpoint: str | os.PathLike, graph: str | os.PathLike) -
     return Path(graph)
 
 
+def cache_dir() -> Path:
+    """Where graphs exported on first use live: $HWR_CACHE_DIR, else $XDG_CACHE_HOME/hwr, else ~/.cache/hwr."""
+    if os.environ.get("HWR_CACHE_DIR"):
+        return Path(os.environ["HWR_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwr"
+
+
+def graph_for(checkpoint: str | os.PathLike) -> Path:
+    """An ONNX graph of exactly this checkpoint: the stamped one beside it, else one exported once
+    (about a second) into the cache, named by the checkpoint's digest so it can never be stale.
+
+    Exporting on first use keeps the shipped model folder small (one copy of the weights) while
+    every model, personal ones included, gets the faster runtime.
+    """
+    checkpoint = Path(checkpoint)
+    beside = checkpoint.with_suffix(".onnx")
+    if matches(beside, checkpoint):
+        return beside
+    path = cache_dir() / "onnx" / f"{checkpoint_digest(checkpoint)}.onnx"
+    if not path.is_file():
+        from .checkpoint import load_model
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(load_model(checkpoint)[0], path)
+    return path
+
+
 def export_onnx(model: Network, path: str | os.PathLike) -> Path:
     """Write `model` as an ONNX graph at `path` (all-or-nothing)."""
     net = copy.deepcopy(model).cpu().eval()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -71,10 +72,10 @@ class Recognizer:
         """Load a checkpoint (None: the shipped model). A `decoder.json` beside the checkpoint
         gives the default decoder settings (kind, beam, LM and its weights).
 
-        backend: "torch"; "onnx" runs the network through onnxruntime from the `model.onnx`
-        beside the checkpoint (`hwr model export ... --onnx`; the checkpoint still gives alphabet
-        and features); "auto" takes onnx on the CPU when that graph was exported from this very
-        checkpoint (the same log-probs, measured faster: BENCHMARKS.md), else torch.
+        backend: "torch"; "onnx" runs the network through onnxruntime (the same log-probs,
+        measured faster on the CPU: BENCHMARKS.md) from a graph of this very checkpoint (beside it
+        from `hwr model export --onnx`, else exported once into the cache: `onnxmodel.graph_for`);
+        "auto" is onnx on the CPU when onnxruntime is there, else torch.
         """
         if backend not in ("auto", "torch", "onnx"):
             raise ValueError("backend must be 'auto', 'torch' or 'onnx'")
@@ -86,17 +87,22 @@ class Recognizer:
             decoder = DecoderConfig.from_json(path.parent / "decoder.json")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() and backend != "onnx" else "cpu"
-        graph = path.with_suffix(".onnx")
-        if backend == "auto":
-            from .onnxmodel import matches
-            backend = "onnx" if device == "cpu" and _has_onnxruntime() and matches(graph, path) else "torch"
+        graph = None
+        if backend != "torch" and device == "cpu" and _has_onnxruntime():
+            from .onnxmodel import graph_for
+            try:
+                graph = graph_for(path)
+            except Exception as e:  # noqa: BLE001 - a read-only cache or an exporter gap: PyTorch still works
+                if backend == "onnx":
+                    raise
+                warnings.warn(f"running the network on PyTorch: no ONNX graph ({' '.join(str(e).split())})")
+        if backend == "onnx" and graph is None:
+            raise ValueError("the ONNX backend runs on the CPU and needs onnxruntime (pip install onnxruntime)")
+        backend = "onnx" if graph is not None else "torch"
         info = {"path": str(path), "metrics": state.get("metrics", {}), "git_revision": state.get("git_revision"),
-                "parameters": model.num_parameters(), "backend": backend}
-        if backend == "onnx":
-            from .onnxmodel import OnnxNetwork, matches, stamp_path
-            if stamp_path(graph).exists() and not matches(graph, path):
-                raise ValueError(f"{graph} was exported from another checkpoint than {path.name}; export it again "
-                                 f"with `hwr model export {path} --out {path.parent} --onnx`")
+                "parameters": model.num_parameters(), "backend": backend, "onnx_graph": str(graph) if graph else None}
+        if graph is not None:
+            from .onnxmodel import OnnxNetwork
             model = OnnxNetwork(graph, model.config)
         return cls(model, alphabet, fcfg, decoder, info, device)
 

@@ -13,8 +13,7 @@ Stages (each skips what is already done, so re-running continues where it stoppe
             testset_v; resumes the run folder if it exists (`hwr train --resume`)
   tune      LM weight and word bonus by grid search on testset_v (never testset_f)
   evaluate  greedy and beam+LM CER/WER on testset_v and testset_f, and on the canvas-like set
-  export    model.pt (no training state), model.onnx (the same network for onnxruntime) + gzipped LM +
-            decoder.json into hwr/models/default
+  export    model.pt (no training state) + gzipped LM + decoder.json into hwr/models/default
 
 The shipped model was trained this way on a 2-core CPU; a GPU is used when present.
 """
@@ -89,7 +88,7 @@ def main() -> None:
 
     if "export" in stages:
         hwr("model", "export", model, "--out", ROOT / "hwr" / "models" / "default", "--lm", lm,
-            "--decoder-config", decoder, "--onnx")
+            "--decoder-config", decoder)
 
     if "evaluate" in stages:
         canvas = work / "canvas-like.h5"

@@ -67,23 +67,35 @@ def test_onnx_graph_reads_real_iam_lines_like_pytorch(shipped, exported):
     _compare(shipped, Recognizer.load(exported, backend="onnx"), inks)
 
 
-def test_missing_or_stale_onnx_graph(tmp_path, exported):
+def test_a_graph_of_exactly_this_checkpoint_is_used(tmp_path, exported, monkeypatch):
     import shutil
-    shutil.copy(DEFAULT_MODEL / "model.pt", tmp_path / "model.pt")
-    assert Recognizer.load(tmp_path).info["backend"] == "torch"  # auto: no graph, PyTorch
-    with pytest.raises(FileNotFoundError, match="--onnx"):
-        Recognizer.load(tmp_path, backend="onnx")
-    shutil.copy(exported / "model.onnx", tmp_path / "model.onnx")
-    shutil.copy(exported / "model.onnx.json", tmp_path / "model.onnx.json")
-    assert Recognizer.load(tmp_path).info["backend"] == "onnx"  # auto: the graph of this checkpoint
-    # another checkpoint in the same place: the graph is stale and never used
+    monkeypatch.setenv("HWR_CACHE_DIR", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    model.mkdir()
+    shutil.copy(DEFAULT_MODEL / "model.pt", model / "model.pt")
+    rec = Recognizer.load(model)  # no graph beside it: exported once into the cache
+    assert rec.info["backend"] == "onnx" and rec.info["onnx_graph"].startswith(str(tmp_path / "cache"))
+    assert Recognizer.load(model, backend="torch").info["backend"] == "torch"
+    shutil.copy(exported / "model.onnx", model / "model.onnx")
+    shutil.copy(exported / "model.onnx.json", model / "model.onnx.json")
+    assert Recognizer.load(model).info["onnx_graph"] == str(model / "model.onnx")  # the stamped one beside it
+    # another checkpoint in the same place: the graph beside it is stale and never used
     from hwr.checkpoint import load_state
-    state = load_state(tmp_path / "model.pt")
+    state = load_state(model / "model.pt")
     state["metrics"] = {"note": "retrained"}
-    torch.save(state, tmp_path / "model.pt")
-    assert Recognizer.load(tmp_path).info["backend"] == "torch"
-    with pytest.raises(ValueError, match="another checkpoint"):
-        Recognizer.load(tmp_path, backend="onnx")
+    torch.save(state, model / "model.pt")
+    graph = Recognizer.load(model).info["onnx_graph"]
+    assert graph != str(model / "model.onnx") and graph.startswith(str(tmp_path / "cache"))
+
+
+def test_a_read_only_cache_falls_back_to_pytorch(tmp_path, monkeypatch):
+    import shutil
+    cache = tmp_path / "cache"
+    cache.write_text("not a folder")  # the cache cannot be created
+    monkeypatch.setenv("HWR_CACHE_DIR", str(cache))
+    shutil.copy(DEFAULT_MODEL / "model.pt", tmp_path / "model.pt")
+    with pytest.warns(UserWarning, match="PyTorch"):
+        assert Recognizer.load(tmp_path).info["backend"] == "torch"
 
 
 def test_shipped_model_runs_on_onnxruntime_by_default():
