@@ -262,7 +262,6 @@ def cmd_model_export(a) -> int:
 
 
 def cmd_demo(a) -> int:
-    import subprocess
     from importlib.resources import files
     app = Path(str(files("hwr.web") / "app.py"))  # web/ in the repository, hwr/web/ when installed
     if not app.is_file():
@@ -273,7 +272,9 @@ def cmd_demo(a) -> int:
     print(f"hwr demo: open http://{a.host if a.host != '0.0.0.0' else 'localhost'}:{a.port} in a browser", flush=True)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(a.port),
            "--server.address", a.host, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    return subprocess.call(cmd, env=env)
+    sys.stdout.flush()
+    # become the server (no child left behind): SIGTERM / Ctrl-C to `hwr demo` stop Streamlit itself
+    os.execve(sys.executable, cmd, env)
 
 
 def cmd_info(a) -> int:

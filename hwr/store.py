@@ -27,6 +27,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from filelock import FileLock, Timeout
 
 from . import __version__
 from .fileutil import publish
@@ -35,6 +36,7 @@ from .ink import CHANNELS, POINTER_TYPES, Ink
 FORMAT_NAME = "hwr-ink-store"
 FORMAT_VERSION = 1
 STRING_FIELDS = ("text", "id", "writer", "split", "source")
+WRITE_LOCK_TIMEOUT = 600.0  # seconds a writer waits for another one (an import of all UNIPEN takes ~2 min)
 POINT_CHUNK = 16384  # rows per chunk: small enough that one random read decompresses little
 _STR = h5py.string_dtype("utf-8")
 
@@ -196,16 +198,30 @@ class StoreWriter:
             raise ValueError("mode must be 'w' or 'a'")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        if mode == "a" and self.path.exists():
-            Store(self.path).close()  # refuse to append to something that is not a store
-            shutil.copyfile(self.path, self.tmp)
-            self._f = h5py.File(self.tmp, "a")
-        else:
-            self._f = h5py.File(self.tmp, "w")
-            self._init_layout(created_by)
+        # one writer at a time, across processes: copy + append + rename by two writers at once
+        # would let the last rename win and silently drop the other's samples
+        self._lock = FileLock(f"{self.path}.lock")
+        try:
+            self._lock.acquire(timeout=WRITE_LOCK_TIMEOUT)
+        except Timeout:
+            raise StoreError(f"{self.path}: another process has been writing it for {WRITE_LOCK_TIMEOUT:.0f} s; "
+                             f"try again when it is done (lock: {self.path}.lock)") from None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            os.close(fd)
+            self.tmp = Path(tmp)
+            if mode == "a" and self.path.exists():
+                Store(self.path).close()  # refuse to append to something that is not a store
+                shutil.copyfile(self.path, self.tmp)
+                self._f = h5py.File(self.tmp, "a")
+            else:
+                self._f = h5py.File(self.tmp, "w")
+                self._init_layout(created_by)
+        except BaseException:
+            if hasattr(self, "tmp"):
+                self.tmp.unlink(missing_ok=True)
+            self._lock.release()
+            raise
         self.added = 0
 
     def _init_layout(self, created_by: str) -> None:
@@ -264,14 +280,20 @@ class StoreWriter:
         return len(samples)
 
     def commit(self) -> None:
-        self._f.flush()
-        self._f.close()
-        publish(self.tmp, self.path)
+        try:
+            self._f.flush()
+            self._f.close()
+            publish(self.tmp, self.path)
+        finally:
+            self._lock.release()
 
     def abort(self) -> None:
-        if self._f.id.valid:
-            self._f.close()
-        self.tmp.unlink(missing_ok=True)
+        try:
+            if self._f.id.valid:
+                self._f.close()
+            self.tmp.unlink(missing_ok=True)
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> StoreWriter:
         return self

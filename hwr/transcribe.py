@@ -1,7 +1,8 @@
 """Batch transcription: any mix of stores, InkML and JSON inks -> one JSON line per ink.
 
 Resumable: ids already in the output file are skipped, and each result line is flushed as
-it is written, so an interrupted run loses nothing it wrote. Bad inputs are reported one per
+it is written, so an interrupted run loses nothing it wrote (a line cut mid-write is dropped
+and redone). One run at a time writes an output (a lock file beside it); ids are unique. Bad inputs are reported one per
 line and the rest goes on. `shard=(i, n)` takes every n-th item, for n processes or machines
 (under torchrun the rank and world size are used); `merge` joins their files.
 """
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from .decode import DecoderConfig
@@ -25,42 +27,51 @@ INK_SUFFIXES = (".h5", ".hdf5", ".inkml", ".json", ".jsonl", ".ndjson")
 
 
 def iter_inputs(inputs: list[str]) -> Iterator[tuple[str, str, Ink | Exception]]:
-    """(id, source, ink or the error that prevented reading it) for every ink in `inputs`."""
-    from .importers.inkml import parse_inkml
-    from .store import Store, StoreError
+    """(id, source, ink or the error that prevented reading it) for every ink in `inputs`.
 
+    Ids are unique and stable: a file's path relative to the folder given (or the path as given,
+    for a file), `#k` for the k-th ink of a file that holds several, a store's own sample ids;
+    a JSON ink's own "id" wins. Two inputs that still share an id are reported by `transcribe`.
+    """
     for src in inputs:
         p = Path(src)
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in INK_SUFFIXES)
-            yield from iter_inputs([str(f) for f in files])
-            continue
-        if not p.exists():
-            yield f"{src}", src, FileNotFoundError(f"{src}: no such file")
-            continue
-        suffix = p.suffix.lower()
-        try:
-            if suffix in (".h5", ".hdf5"):
-                with Store(p) as s:
-                    for i in range(len(s)):
-                        yield s.meta["id"][i] or f"{p.stem}#{i}", src, s.ink(i)
-            elif suffix == ".inkml" or suffix == ".xml":
-                try:
-                    inks = parse_inkml(p.read_bytes())
-                    for k, (ink, _) in enumerate(inks):
-                        yield p.stem if len(inks) == 1 else f"{p.stem}#{k}", src, ink
-                except Exception as e:  # malformed XML of any kind is this item's failure
-                    yield p.stem, src, InkError(f"unreadable InkML: {str(e)[:100]}")
-            elif suffix in (".jsonl", ".ndjson"):
-                for k, line in enumerate(p.read_text(encoding="utf-8").splitlines()):
-                    if line.strip():
-                        yield from _json_item(line, f"{p.stem}#{k}", src)
-            elif suffix == ".json":
-                yield from _json_item(p.read_text(encoding="utf-8"), p.stem, src)
-            else:
-                yield p.name, src, InkError(f"{src}: unknown input type (use .h5, .inkml, .json or .jsonl)")
-        except StoreError as e:
-            yield p.name, src, e
+            for f in sorted(f for f in p.rglob("*") if f.suffix.lower() in INK_SUFFIXES and f.is_file()):
+                yield from _file_items(f, f.relative_to(p).as_posix())
+        elif not p.exists():
+            yield src, src, FileNotFoundError(f"{src}: no such file")
+        else:
+            yield from _file_items(p, src)
+
+
+def _file_items(p: Path, name: str) -> Iterator[tuple[str, str, Ink | Exception]]:
+    """The inks of one file, with ids built from `name`."""
+    from .importers.inkml import parse_inkml
+    from .store import Store, StoreError
+
+    src, suffix = str(p), p.suffix.lower()
+    try:
+        if suffix in (".h5", ".hdf5"):
+            with Store(p) as s:
+                for i in range(len(s)):
+                    yield s.meta["id"][i] or f"{name}#{i}", src, s.ink(i)
+        elif suffix in (".inkml", ".xml"):
+            try:
+                inks = parse_inkml(p.read_bytes())
+                for k, (ink, _) in enumerate(inks):
+                    yield name if len(inks) == 1 else f"{name}#{k}", src, ink
+            except Exception as e:  # malformed XML of any kind is this item's failure
+                yield name, src, InkError(f"unreadable InkML: {str(e)[:100]}")
+        elif suffix in (".jsonl", ".ndjson"):
+            for k, line in enumerate(p.read_text(encoding="utf-8").splitlines()):
+                if line.strip():
+                    yield from _json_item(line, f"{name}#{k}", src)
+        elif suffix == ".json":
+            yield from _json_item(p.read_text(encoding="utf-8"), name, src)
+        else:
+            yield name, src, InkError(f"{src}: unknown input type (use .h5, .inkml, .json or .jsonl)")
+    except StoreError as e:
+        yield name, src, e
 
 
 def _json_item(text: str, default_id: str, src: str):
@@ -69,6 +80,10 @@ def _json_item(text: str, default_id: str, src: str):
         yield str(obj.get("id") or default_id) if isinstance(obj, dict) else default_id, src, Ink.from_json_dict(obj)
     except (json.JSONDecodeError, InkError) as e:
         yield default_id, src, InkError(f"unreadable JSON ink: {str(e)[:100]}")
+
+
+class OutputBusy(ValueError):
+    """Another process holds the output file; one-line message."""
 
 
 def shard_from_env() -> tuple[int, int] | None:
@@ -85,16 +100,43 @@ def transcribe(inputs: list[str], out: str | os.PathLike, recognizer: Recognizer
     shard = shard or shard_from_env()
     if shard and shard[1] > 1:
         out = out.with_name(f"{out.stem}.shard{shard[0]}of{shard[1]}{out.suffix}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{out}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise OutputBusy(f"{out} is being written by another hwr transcribe; wait for it, or give each run its own "
+                         "--out (--shard I/N splits one job)") from None
+    try:
+        return _transcribe(inputs, out, recognizer, decoder, nbest, batch_size, shard, progress)
+    finally:
+        lock.release()
+
+
+def _done_ids(out: Path) -> set[str]:
+    """Ids already in `out`; a last line cut by a crash (no newline) is removed, to be redone."""
+    if not out.exists():
+        return set()
+    data = out.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        with open(out, "r+b") as f:
+            f.truncate(keep)
+        data = data[:keep]
     done = set()
-    if out.exists():
-        for line in out.read_text(encoding="utf-8").splitlines():
-            try:
-                done.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut by a crash: its ink is simply done again
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            done.add(json.loads(line)["id"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return done
+
+
+def _transcribe(inputs, out: Path, recognizer, decoder, nbest, batch_size, shard, progress) -> dict:
+    done = _done_ids(out)
+    seen: dict[str, str] = {}  # id -> source, in this run
     cfg = replace(decoder or recognizer.decoder_config, nbest=nbest)
     counts = {"written": 0, "skipped_done": 0, "failed": 0, "out": str(out)}
-    out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as f:
         batch: list[tuple[str, str, Ink]] = []
 
@@ -130,6 +172,11 @@ def transcribe(inputs: list[str], out: str | os.PathLike, recognizer: Recognizer
             if isinstance(ink, Exception):
                 _fail(id_, src, ink)
                 continue
+            if id_ in seen:  # two inputs of this run share an id: never silently skip one
+                _fail(id_, src, InkError(f"duplicate id: {seen[id_]} has it too; rename one file or give the "
+                                         "inks distinct ids"))
+                continue
+            seen[id_] = src
             if id_ in done:
                 counts["skipped_done"] += 1
                 continue
@@ -139,7 +186,6 @@ def transcribe(inputs: list[str], out: str | os.PathLike, recognizer: Recognizer
                 _fail(id_, src, e)
                 continue
             batch.append((id_, src, ink))
-            done.add(id_)
             if len(batch) >= batch_size:
                 flush()
         if batch:

@@ -343,7 +343,7 @@ def bench_forward(a, results, rec: Recognizer, store: Store) -> None:
                 return (time.perf_counter() - t0) / len(feats) * 1000
             ms = median_of(one, 5)
             torch.set_num_threads(2)
-            if hasattr(alt.model, "session"):  # a fresh session for 2 threads
+            if hasattr(alt.model, "path"):  # an onnxruntime session for 2 threads
                 from hwr.onnxmodel import OnnxNetwork
                 alt.model = OnnxNetwork(alt.model.path, alt.model.config, threads=2)
             t0 = time.perf_counter()

@@ -73,7 +73,7 @@ def test_transcribe_mixed_inputs_resume_bad_items_and_shards(tiny_model, tiny_da
     assert r.returncode == 1  # some items failed
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     by_id = {x["id"]: x for x in rows}
-    assert by_id["a"]["text"] == "bad" and by_id["b"]["text"] == "cab"
+    assert by_id["a.inkml"]["text"] == "bad" and by_id["b.json"]["text"] == "cab"  # ids: paths in the folder
     assert len(rows) == 3 + 240
     for key in ("id", "source", "text", "score", "candidates", "char_spans"):
         assert key in rows[0]

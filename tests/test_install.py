@@ -204,6 +204,9 @@ def test_a_wheel_install_carries_the_app(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    # stopping `hwr demo` stops the server: nothing keeps answering on its port
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
     # the installed app itself (not the checkout's web/app.py) turns strokes into text
     golden = json.loads(GOLDEN.read_text().splitlines()[0])
     strokes = golden_ink().to_json_dict()["strokes"]

@@ -64,7 +64,8 @@ def import_to_store(fmt: str, sources: Iterable[str | os.PathLike], out: str | o
                     split: str | None = None, progress: bool = True, **options) -> Report:
     """Import `sources` in format `fmt` into a new store at `out` (replaced only on success)."""
     report = Report()
-    samples: Iterator[Sample] = reader(fmt)([os.fspath(s) for s in sources], report, **options)
+    sources = [os.fspath(s) for s in sources]
+    samples: Iterator[Sample] = reader(fmt)(sources, report, **options)
 
     def tagged() -> Iterator[Sample]:
         for s in tqdm(samples, desc=f"import {fmt}", unit=" samples", disable=not progress,
@@ -81,4 +82,8 @@ def import_to_store(fmt: str, sources: Iterable[str | os.PathLike], out: str | o
 
     with StoreWriter(out, mode="w", created_by=f"hwr data import {fmt}") as w:
         report.imported = w.add(tagged())
+        if not report.imported:  # raising inside the writer leaves `out` exactly as it was
+            why = "; ".join(report.lines()[1:]) or "no samples found"
+            raise DataImportError(f"nothing imported from {', '.join(sources)} ({why}); "
+                                  f"{out} left as it was")
     return report
