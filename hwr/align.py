@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from .errors import InputError
 from .alphabet import Alphabet
 from .features import Features
 
@@ -85,7 +86,7 @@ def forced_frames(log_probs: torch.Tensor, text: str, alphabet: Alphabet) -> tup
     T = log_probs.shape[0]
     need = len(labels) + sum(1 for a, b in zip(labels, labels[1:]) if a == b)
     if need > T:
-        raise ValueError(f"the text needs {need} frames but the ink gives {T}; it is too long for this ink")
+        raise InputError(f"the text needs {need} frames but the ink gives {T}; it is too long for this ink")
     emission = log_probs.detach().float().cpu()[None]
     targets = torch.tensor([labels], dtype=torch.int32)
     path, _ = AF.forced_align(emission, targets, blank=0)

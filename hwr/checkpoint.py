@@ -19,6 +19,7 @@ import torch
 
 from . import __version__
 from .alphabet import Alphabet
+from .errors import HwrError
 from .features import FEATURE_VERSION, FeatureConfig
 from .fileutil import publish
 from .model import ModelConfig, Network
@@ -27,7 +28,7 @@ FORMAT_NAME = "hwr-checkpoint"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(HwrError, ValueError):
     """A file that is not a usable hwr checkpoint; one-line message."""
 
 

@@ -13,21 +13,40 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .errors import HwrError
 
 
-class UserError(Exception):
+class UserError(HwrError):
     """Raised by command handlers for a one-line message to the user."""
 
 
-def _user_errors():
-    """Exception types that mean 'the input was wrong', not 'hwr is broken'."""
-    from .checkpoint import CheckpointError
-    from .decode import BackendError
-    from .importers import DataImportError
-    from .ink import InkError
-    from .store import StoreError
-    return (UserError, BackendError, CheckpointError, DataImportError, InkError, StoreError, FileExistsError,
-            FileNotFoundError, ValueError)
+# what the input or the settings got wrong (every hwr error class derives from HwrError) and the
+# file-system refusals a user can cause; anything else is a bug and keeps its traceback
+USER_ERRORS = (HwrError, FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def count(low: int = 1, high: int | None = None):
+    """argparse type: an integer in [low, high], refused in one line otherwise."""
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+        if v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"{v} is out of range: use {low}" + (f" to {high}" if high else " or more"))
+        return v
+    return parse
+
+
+def out_file(path: str) -> str:
+    """An output path that is, or will be, a regular file: folders, pipes and devices are refused
+    (they hang, grow without bound or strand temporary files beside them)."""
+    p = Path(path)
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; give a file name")
+    if p.exists() and not p.is_file():
+        raise argparse.ArgumentTypeError(f"{path} is not a regular file (a pipe or device); write to a file")
+    return path
 
 
 # ---------------------------------------------------------------------- data
@@ -84,15 +103,26 @@ def cmd_data_show(a) -> int:
 
 def cmd_data_export(a) -> int:
     from .exporters import export_store
-    n = export_store(a.file, a.format, a.out)
-    print(f"exported {n:,} samples to {a.out}")
-    return 0
+    n, refused = export_store(a.file, a.format, a.out)
+    for line in refused:
+        print(f"hwr data export: {line}", file=sys.stderr)
+    print(f"exported {n:,} samples to {a.out}" + (f"; {len(refused):,} refused (see above)" if refused else ""))
+    return 1 if refused else 0
 
 
 # ---------------------------------------------------------------------- training
 def _train_config(a):
+    from .errors import check_keys
     from .train import TrainConfig
-    base = json.loads(Path(a.config).read_text()) if a.config else {}
+    base = {}
+    if a.config:
+        try:
+            base = json.loads(Path(a.config).read_text())
+        except json.JSONDecodeError as e:
+            raise UserError(f"{a.config}: not a JSON training config ({e.msg}, line {e.lineno})") from None
+        if not isinstance(base, dict):
+            raise UserError(f"{a.config}: a training config is a JSON object of TrainConfig fields")
+        check_keys(TrainConfig, base, a.config)
     for key in ("epochs", "max_minutes", "batch_size", "seed", "device", "train_split", "val_split",
                 "init_from", "lr", "threads", "freeze_layers", "patience"):
         v = getattr(a, key, None)
@@ -243,18 +273,25 @@ def cmd_model_export(a) -> int:
     if a.onnx:
         from .onnxmodel import export_checkpoint
         export_checkpoint(out / "model.pt", out / "model.onnx")
-    cfg = DecoderConfig.from_json(a.decoder_config) if a.decoder_config else DecoderConfig()
+    # the decoder settings: given, else the ones beside the checkpoint (a tuned model folder keeps its
+    # tuning, also when exported onto itself), else the defaults
+    beside = Path(a.checkpoint).parent / "decoder.json"
+    source = a.decoder_config or (str(beside) if beside.is_file() else None)
+    cfg = DecoderConfig.from_json(source) if source else DecoderConfig()
     d = cfg.as_dict()
-    if a.lm:
-        name = Path(a.lm).name + ("" if a.lm.endswith(".gz") else ".gz")
-        if a.lm.endswith(".gz"):
-            shutil.copyfile(a.lm, out / name)
+    lm = a.lm or cfg.lm  # DecoderConfig.from_json made a relative LM path absolute
+    if lm:
+        if not Path(lm).is_file():
+            raise UserError(f"{lm}: no such language model file")
+        name = Path(lm).name + ("" if lm.endswith(".gz") else ".gz")
+        if (out / name).exists() and (out / name).samefile(lm):
+            pass  # already in place
+        elif lm.endswith(".gz"):
+            shutil.copyfile(lm, out / name)
         else:
-            with open(a.lm, "rb") as src, gzip.open(out / name, "wb", compresslevel=9) as dst:
+            with open(lm, "rb") as src, gzip.open(out / name, "wb", compresslevel=9) as dst:
                 shutil.copyfileobj(src, dst)
         d.update(lm=name, kind="beam")
-    elif d.get("lm"):
-        d["lm"] = None
     (out / "decoder.json").write_text(json.dumps(d, indent=2) + "\n")
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out}: {', '.join(sorted(f.name for f in out.iterdir()))} ({size:.1f} MB)")
@@ -288,13 +325,13 @@ def cmd_info(a) -> int:
 def _add_decoder_args(p) -> None:
     p.add_argument("--model", help="checkpoint or model folder (default: the shipped model)")
     p.add_argument("--decoder", choices=["greedy", "beam"])
-    p.add_argument("--beam-size", type=int)
+    p.add_argument("--beam-size", type=count(1, 4096))
     p.add_argument("--lm", help="character LM (ARPA) for beam search, or 'none'")
     p.add_argument("--lm-weight", type=float)
     p.add_argument("--word-bonus", type=float, help="score added per word (per space without a lexicon)")
     p.add_argument("--lexicon", help="word list: beam search only outputs these words")
-    p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=count(1, 512), help="CPU threads for PyTorch")
+    p.add_argument("--batch-size", type=count(1, 4096), default=32)
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="run the network with PyTorch or onnxruntime; auto: onnxruntime on the CPU when a "
                         "model.onnx exported from this very checkpoint lies beside it (faster, same results)")
@@ -309,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp = data.add_parser("import", help="import a dataset into an HDF5 store")
     imp.add_argument("format", choices=["iam-ondb", "unipen", "inkml", "json"])
     imp.add_argument("src", nargs="+", help="files or folders (tarballs accepted where the format has them)")
-    imp.add_argument("--out", required=True, help="the store to write (replaced only when the import succeeds)")
+    imp.add_argument("--out", required=True, type=out_file, help="the store to write (replaced only when the import succeeds)")
     imp.add_argument("--split", help="tag imported samples with this split name")
     imp.add_argument("--splits", help="IAM-OnDB: folder of split lists (trainset.txt, testset_v.txt, ...)")
     imp.add_argument("--level", action="append", choices=["WORD", "TEXT", "CHARACTER"],
@@ -327,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = data.add_parser("show", help="render one sample to a PNG")
     show.add_argument("file")
     show.add_argument("index", type=int)
-    show.add_argument("--out", required=True)
+    show.add_argument("--out", required=True, type=out_file)
     show.set_defaults(func=cmd_data_show)
 
     exp = data.add_parser("export", help="export a store as InkML files or JSON Lines")
@@ -342,52 +379,52 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.pt")
     tr.add_argument("--config", help="JSON file with TrainConfig fields (model, features, augment, ...)")
     tr.add_argument("--init-from", help="start from this checkpoint (fine-tuning)")
-    tr.add_argument("--freeze-layers", type=int, help="with --init-from: freeze conv + this many RNN layers")
+    tr.add_argument("--freeze-layers", type=count(0), help="with --init-from: freeze conv + this many RNN layers")
     tr.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    tr.add_argument("--epochs", type=int, help="total epochs (with --resume: the new total)")
+    tr.add_argument("--epochs", type=count(1), help="total epochs (with --resume: the new total)")
     tr.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
-    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--batch-size", type=count(1, 4096))
     tr.add_argument("--lr", type=float)
     tr.add_argument("--seed", type=int)
-    tr.add_argument("--patience", type=int)
-    tr.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    tr.add_argument("--patience", type=count(1))
+    tr.add_argument("--threads", type=count(1, 512), help="CPU threads for PyTorch")
     tr.add_argument("--train-split")
     tr.add_argument("--val-split")
     tr.add_argument("--extra-train-split", action="append", help="also train on this split (e.g. testset_t)")
     tr.add_argument("--data-weight", type=float, action="append",
                     help="per --data file (same order): share of its samples used each epoch")
-    tr.add_argument("--alphabet-min-count", type=int, help="characters rarer than this stay out of the alphabet")
+    tr.add_argument("--alphabet-min-count", type=count(1), help="characters rarer than this stay out of the alphabet")
     tr.add_argument("--no-augment", action="store_true")
     tr.set_defaults(func=cmd_train)
 
     pl = sub.add_parser("plot", help="plot a run's loss and validation CER")
     pl.add_argument("run")
-    pl.add_argument("--out", required=True)
+    pl.add_argument("--out", required=True, type=out_file)
     pl.set_defaults(func=cmd_plot)
 
     ev = sub.add_parser("evaluate", help="CER/WER of a model on a store")
     ev.add_argument("--data", required=True)
     ev.add_argument("--split", help="split to evaluate (default: all samples)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
-    ev.add_argument("--report", help="write per-sample rows (JSON Lines) here")
-    ev.add_argument("--limit", type=int, help="only the first N samples of the split")
+    ev.add_argument("--report", type=out_file, help="write per-sample rows (JSON Lines) here")
+    ev.add_argument("--limit", type=count(1), help="only the first N samples of the split")
     _add_decoder_args(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     tl = sub.add_parser("tune-lm", help="grid-search LM weight and character bonus on a tuning split")
     tl.add_argument("--data", required=True)
     tl.add_argument("--split", default="testset_v")
-    tl.add_argument("--limit", type=int, default=400)
+    tl.add_argument("--limit", type=count(1), default=400)
     tl.add_argument("--weights", default="0.3,0.5,0.7,0.9,1.2")
     tl.add_argument("--bonuses", default="-1,0,1,2", help="word bonuses to try")
-    tl.add_argument("--out", help="write the best decoder config (decoder.json) here")
+    tl.add_argument("--out", type=out_file, help="write the best decoder config (decoder.json) here")
     _add_decoder_args(tl)
     tl.set_defaults(func=cmd_tune_lm)
 
     tc = sub.add_parser("transcribe", help="transcribe stores, InkML and JSON inks to JSON Lines")
     tc.add_argument("inputs", nargs="+")
-    tc.add_argument("--out", required=True)
-    tc.add_argument("--nbest", type=int, default=5)
+    tc.add_argument("--out", required=True, type=out_file)
+    tc.add_argument("--nbest", type=count(1, 100), default=5)
     tc.add_argument("--shard", help="I/N: process every N-th ink starting at I (for N workers)")
     tc.add_argument("--merge", action="store_true", help="merge shard result files (inputs) into --out")
     _add_decoder_args(tc)
@@ -396,9 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     lm = sub.add_parser("lm", help="character language models").add_subparsers(dest="lm_command", required=True)
     lb = lm.add_parser("build", help="estimate a character n-gram LM (modified Kneser-Ney) as ARPA")
     lb.add_argument("--text", nargs="+", required=True, help="text files or NLTK corpus zips (brown.zip, ...)")
-    lb.add_argument("--order", type=int, default=6)
-    lb.add_argument("--prune", type=int, default=1, help="drop n-grams of order >= 3 seen fewer times")
-    lb.add_argument("--out", required=True)
+    lb.add_argument("--order", type=count(2, 6), default=6)
+    lb.add_argument("--prune", type=count(1), default=1, help="drop n-grams of order >= 3 seen fewer times")
+    lb.add_argument("--out", required=True, type=out_file)
     lb.add_argument("--alphabet-from", help="checkpoint whose alphabet the LM is restricted to")
     lb.add_argument("--exclude-store", help="leave out lines equal to any label in this store")
     lb.add_argument("--eval-store", help="report perplexity on this store's labels")
@@ -417,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     mx.set_defaults(func=cmd_model_export)
 
     de = sub.add_parser("demo", help="start the drawing app in the browser")
-    de.add_argument("--port", type=int, default=8501)
+    de.add_argument("--port", type=count(1, 65535), default=8501)
     de.add_argument("--host", default="127.0.0.1")
     de.add_argument("--model", help="checkpoint to use instead of the shipped model")
     de.set_defaults(func=cmd_demo)
@@ -433,8 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except _user_errors() as e:
-        print(f"hwr: error: {e}", file=sys.stderr)
+    except USER_ERRORS as e:
+        print(f"hwr: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hwr: interrupted", file=sys.stderr)

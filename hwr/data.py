@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import ConfigError
 from .alphabet import Alphabet
 from .features import AugmentConfig, FeatureConfig, ink_features
 from .ink import Ink
@@ -55,7 +56,7 @@ def resolve_split(paths: Sequence[str], wanted: str | None, fallbacks: Sequence[
             present.update(s.splits())
     if wanted:
         if wanted not in present:
-            raise ValueError(f"split {wanted!r} not found; the data has: {', '.join(sorted(present)) or 'none'}")
+            raise ConfigError(f"split {wanted!r} not found; the data has: {', '.join(sorted(present)) or 'none'}")
         return wanted
     for f in fallbacks:
         if f in present:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .alphabet import BLANK, Alphabet
+from .errors import ConfigError, HwrError, check_keys
 
 from .lm import SPACE_WORD as SPACE_TOKEN  # the space character's name in the decoder and the LM
 
@@ -54,20 +55,26 @@ class DecoderConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in ("greedy", "beam"):
-            raise ValueError("decoder kind must be 'greedy' or 'beam'")
+            raise ConfigError("decoder kind must be 'greedy' or 'beam'")
         if self.beam_size < 1 or self.nbest < 1:
-            raise ValueError("beam_size and nbest must be >= 1")
+            raise ConfigError("beam_size and nbest must be >= 1")
         if self.beam_size_token is not None and self.beam_size_token < 1:
-            raise ValueError("beam_size_token must be >= 1 (or None for all tokens)")
+            raise ConfigError("beam_size_token must be >= 1 (or None for all tokens)")
         if self.blank_skip is not None and not 0.5 < self.blank_skip < 1:
-            raise ValueError("blank_skip must be between 0.5 and 1 (or None)")
+            raise ConfigError("blank_skip must be between 0.5 and 1 (or None)")
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, path: str | Path) -> DecoderConfig:
-        d = json.loads(Path(path).read_text())
+        try:
+            d = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not a JSON decoder config ({e.msg}, line {e.lineno})") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"{path}: a decoder config is a JSON object")
+        check_keys(cls, d, str(path))
         base = Path(path).parent
         for k in ("lm", "lexicon"):  # relative paths are relative to the config file
             if d.get(k) and not Path(d[k]).is_absolute():
@@ -115,7 +122,7 @@ def quiet_stderr():
             os.close(saved)
 
 
-class BackendError(RuntimeError):
+class BackendError(HwrError, RuntimeError):
     """A decoding backend (flashlight-text, the LM file) cannot be loaded: one line says why and what to do."""
 
 
@@ -191,11 +198,9 @@ class BeamDecoder:
         try:
             with quiet_stderr():  # KenLM draws a progress bar on fd 2 while it reads an ARPA file
                 return self._KenLM(path, dictionary)
-        except Exception as e:  # KenLM's own parse errors: several lines, with C++ source locations
-            why = " ".join(str(e).split())
-            why = why.split("Exception.", 1)[-1].strip()
-            raise BackendError(f"the language model {path} does not load ({why}); rebuild it with `hwr lm build` "
-                               "or decode with --lm none") from None
+        except Exception as e:  # KenLM's own parse errors, which quote the file: never echo its contents
+            raise BackendError(f"the language model {path} does not load ({type(e).__name__}: not an ARPA or "
+                               "KenLM file); rebuild it with `hwr lm build` or decode with --lm none") from None
 
     def _char_lm(self, Dictionary, path: str):
         """KenLM whose vocabulary indices are the token indices.

@@ -14,6 +14,7 @@ from dataclasses import asdict, replace
 
 from tqdm import tqdm
 
+from .errors import ConfigError
 from .decode import DecoderConfig
 from .metrics import char_edits, word_edits
 from .recognizer import Recognizer
@@ -56,8 +57,13 @@ def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None 
         if limit:
             idx = idx[:limit]
         if not idx:
-            raise ValueError(f"{data}: no samples in split {split!r}; splits are {store.splits()}")
+            raise ConfigError(f"{data}: no samples in split {split!r}; splits are {store.splits()}")
         samples = [store[i] for i in idx]
+    unlabelled = sum(not s.text for s in samples)
+    samples = [s for s in samples if s.text]  # an empty reference would make any output an "error"
+    if not samples:
+        raise ConfigError(f"{data}: the {len(idx)} samples of split {split!r} have no labels; evaluation needs "
+                          "the text each ink shows (use hwr transcribe to read unlabelled ink)")
     feats_len = [s.ink.num_points for s in samples]
     order = sorted(range(len(samples)), key=lambda i: feats_len[i])
     hyps: dict[int, str] = {}
@@ -91,7 +97,7 @@ def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None 
                      "characters": len(ref), "cer": ce / max(len(ref), 1)})
     summary = {
         "cer": c_edits / max(c_total, 1), "wer": w_edits / max(w_total, 1),
-        "samples": len(samples), "characters": c_total, "words": w_total,
+        "samples": len(samples), "unlabelled_skipped": unlabelled, "characters": c_total, "words": w_total,
         "char_edits": c_edits, "word_edits": w_edits,
         "data": os.fspath(data), "split": split, "model": recognizer.info.get("path"),
         "decoder": asdict(cfg), "seconds": seconds, "lines_per_second": len(samples) / max(seconds, 1e-9),
@@ -130,7 +136,7 @@ def tune_lm(data: str | os.PathLike, recognizer: Recognizer, lm: str, split: str
             limit: int | None = 400, progress: bool = True) -> dict:
     """Grid search of LM weight x word bonus on a tuning split (never the test split)."""
     if split.startswith("testset_f"):
-        raise ValueError("tune on testset_v, never on testset_f (it is the reported test set)")
+        raise ConfigError("tune on testset_v, never on testset_f (it is the reported test set)")
     results = []
     best = None
     for w in weights:

@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 from tqdm import tqdm
 
-from .ink import Ink
+from .errors import ConfigError
+from .ink import Ink, InkError
 from .store import Store
 
 
+# XML 1.0 cannot hold these (even escaped), and a parser turns \r into \n: such a label would not
+# read back as written, so it is refused rather than exported wrong
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
 def ink_to_inkml(ink: Ink, sample_id: str = "", writer: str = "") -> str:
-    """InkML text for one ink; channels T and F are written only when the ink has them."""
+    """InkML text for one ink; channels T and F are written only when the ink has them.
+
+    Raises InkError for a label, writer or id that XML cannot carry exactly (control characters).
+    """
+    for what, value in (("label", ink.text), ("writer", writer), ("id", sample_id)):
+        bad = _NOT_IN_XML.search(value or "")
+        if bad:
+            raise InkError(f"the {what} {value!r} holds U+{ord(bad.group()):04X}, which InkML (XML) cannot carry; "
+                           "fix it or export as jsonl")
     pts = ink.points()
     has_t = len(pts) and not np.isnan(pts[:, 2]).any()
     has_f = len(pts) and not np.isnan(pts[:, 3]).any()
@@ -38,16 +53,22 @@ def ink_to_inkml(ink: Ink, sample_id: str = "", writer: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_store(path: str | os.PathLike, fmt: str, out: str | os.PathLike) -> int:
-    """Write every sample of the store at `path`; returns how many."""
+def export_store(path: str | os.PathLike, fmt: str, out: str | os.PathLike) -> tuple[int, list[str]]:
+    """Write every sample of the store at `path`; returns (how many, one line per sample refused)."""
     out = Path(out)
+    refused: list[str] = []
     with Store(path) as store:
         if fmt == "inkml":
             out.mkdir(parents=True, exist_ok=True)
             for i in tqdm(range(len(store)), desc="export", delay=1.0):
                 s = store[i]
                 name = "".join(c if c.isalnum() or c in "-_." else "_" for c in s.id) or f"sample{i}"
-                (out / f"{i:06d}_{name}.inkml").write_text(ink_to_inkml(s.ink, s.id, s.writer), encoding="utf-8")
+                try:
+                    text = ink_to_inkml(s.ink, s.id, s.writer)
+                except InkError as e:
+                    refused.append(f"sample {i} ({s.id}): {e}")
+                    continue
+                (out / f"{i:06d}_{name}.inkml").write_text(text, encoding="utf-8")
         elif fmt == "jsonl":
             target = out / (Path(path).stem + ".jsonl") if out.is_dir() or not out.suffix else out
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -60,5 +81,5 @@ def export_store(path: str | os.PathLike, fmt: str, out: str | os.PathLike) -> i
                     f.write(json.dumps(obj, ensure_ascii=False) + "\n")
             os.replace(tmp, target)
         else:
-            raise ValueError(f"unknown export format {fmt!r}; use inkml or jsonl")
-        return len(store)
+            raise ConfigError(f"unknown export format {fmt!r}; use inkml or jsonl")
+        return len(store) - len(refused), refused

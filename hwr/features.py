@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .errors import ConfigError
 from .ink import Ink, InkError
 
 FEATURE_VERSION = 2  # 2: the flat-ink fallback no longer fires on long lines
@@ -36,7 +37,7 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         if not 0.005 <= self.step <= 1.0:
-            raise ValueError("step must be within [0.005, 1] writing heights")
+            raise ConfigError("step must be within [0.005, 1] writing heights")
 
     @property
     def size(self) -> int:
@@ -94,6 +95,33 @@ def writing_height(xy: np.ndarray, stroke_lengths: np.ndarray) -> tuple[float, f
         # (A line of text is often 20-40 times wider than high: only truly flat ink lands here.)
         height = max(float(np.ptp(y)), 0.25 * extent) if extent > 0 else 1.0
     return float(height), float(q50)
+
+
+# Work per line at inference is capped so one ink cannot hold a server: IAM-OnDB's longest line has
+# 1,940 points and 1,283 resampled points; ten times that is still a line, more is a page or an attack.
+MAX_POINTS = 20_000          # raw points in one line
+MAX_RESAMPLED = 20_000       # points after resampling (the network's input length; frames = half)
+
+
+def check_size(ink: Ink, config: FeatureConfig | None = None) -> None:
+    """Refuse, in one line and before any heavy work, an ink too large to be one line."""
+    cfg = config or FeatureConfig()
+    if ink.num_points > MAX_POINTS:
+        raise InkError(f"the ink has {ink.num_points:,} points; one line may have at most {MAX_POINTS:,} "
+                       "(split it into lines)")
+    if ink.num_points < 2:
+        return
+    pts = ink.points()[:, :2].astype(np.float64)
+    if not np.isfinite(pts).all():
+        raise InkError("ink has non-finite coordinates")
+    lengths = ink.stroke_lengths()
+    height, _ = writing_height(pts, lengths)
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    seg[np.cumsum(lengths)[:-1] - 1] = 0.0  # pen-up jumps between strokes are not resampled
+    estimate = seg.sum() / height / cfg.step + len(lengths)
+    if estimate > MAX_RESAMPLED:
+        raise InkError(f"the ink is about {estimate:,.0f} writing heights x {1 / cfg.step:.0f} long once resampled; "
+                       f"one line may be at most {MAX_RESAMPLED:,} (split it into lines, or it is not handwriting)")
 
 
 def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: AugmentConfig | None = None,

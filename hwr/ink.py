@@ -11,17 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .errors import HwrError
 
 CHANNELS = ("x", "y", "t", "pressure")
 POINTER_TYPES = ("", "pen", "mouse", "touch")  # index = code stored in HDF5; "" = unknown
 MAX_ABS_COORD = 1e7
 
 
-class InkError(ValueError):
+class InkError(HwrError, ValueError):
     """An ink that cannot be used as it is; the message says what to fix."""
 
 
@@ -191,7 +195,11 @@ class Ink:
 
     @classmethod
     def from_json_dict(cls, obj: Any) -> Ink:
-        """Parse the canonical JSON form; raise `InkError` with the first problem found."""
+        """Parse the canonical JSON form; raise `InkError` with the first problem found.
+
+        Coordinates must be JSON numbers: booleans, strings ("12px") and non-finite values
+        (NaN, Infinity, 1e999) are refused, not converted; t and pressure may be null.
+        """
         if not isinstance(obj, dict) or not isinstance(obj.get("strokes"), list):
             raise InkError('ink JSON must be an object with a "strokes" list')
         strokes = []
@@ -203,20 +211,65 @@ class Ink:
             for p in pts:
                 if not isinstance(p, list) or not 2 <= len(p) <= 4:
                     raise InkError(f"stroke {i}: each point must be [x, y, t, pressure] (t, pressure may be null)")
-                try:
-                    rows.append([np.nan if v is None else float(v) for v in p] + [np.nan] * (4 - len(p)))
-                except (TypeError, ValueError):
-                    raise InkError(f"stroke {i}: point {p!r} holds a non-number") from None
+                rows.append([_json_number(v, k >= 2, i) for k, v in enumerate(p)] + [math.nan] * (4 - len(p)))
             arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
-            strokes.append(Stroke(arr, s.get("pointer_type") or ""))
+            pointer_type = s.get("pointer_type") or ""
+            if not isinstance(pointer_type, str):
+                raise InkError(f'stroke {i}: "pointer_type" must be a string (pen, mouse or touch)')
+            strokes.append(Stroke(arr, pointer_type))
         text = obj.get("text")
-        if text is not None and not isinstance(text, str):
-            raise InkError('"text" must be a string')
+        if text is not None:
+            text = check_text(text, '"text"')
         return cls(strokes, text)
 
     @classmethod
     def from_json(cls, s: str) -> Ink:
+        """Parse canonical JSON text; `InkError` for anything that is not (NaN and nesting included)."""
         try:
-            return cls.from_json_dict(json.loads(s))
-        except json.JSONDecodeError as e:
+            obj = json.loads(s, parse_constant=_no_json_constant)
+        except RecursionError:
+            raise InkError("not valid ink JSON: nested too deeply") from None
+        except ValueError as e:  # JSONDecodeError, NaN/Infinity, an integer of over 4,300 digits
             raise InkError(f"not valid JSON: {e}") from None
+        return cls.from_json_dict(obj)
+
+
+_BAD_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def check_text(value: Any, what: str) -> str:
+    """`value` if it is text a store and an InkML file can hold; else `InkError` naming `what`.
+
+    Refused: non-strings, control characters other than tab and newline (a NUL cannot be
+    stored, and most cannot be written to XML) and lone surrogates (not encodable as UTF-8).
+    """
+    if not isinstance(value, str):
+        raise InkError(f"{what} must be a string, not {type(value).__name__}")
+    bad = _BAD_TEXT.search(value)
+    if bad:
+        raise InkError(f"{what} holds the control character U+{ord(bad.group()):04X} at position "
+                       f"{bad.start()}; remove it")
+    return value
+
+
+def _no_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_number(v: Any, optional: bool, stroke: int) -> float:
+    """One point value of the JSON form as a float; `InkError` unless it is a finite number."""
+    if v is None and optional:
+        return math.nan
+    if type(v) is not float and type(v) is not int and (isinstance(v, bool) or not isinstance(v, numbers.Real)):
+        if v is None:
+            raise InkError(f"stroke {stroke}: a point's x or y is null; only t and pressure may be")
+        what = repr(v[:20]) if isinstance(v, str) else type(v).__name__
+        raise InkError(f"stroke {stroke}: a point holds {what}, not a number; coordinates are JSON numbers")
+    try:
+        f = float(v)
+    except OverflowError:
+        f = math.inf
+    if not math.isfinite(f):
+        raise InkError(f"stroke {stroke}: a point holds {'a huge number' if math.isinf(f) else 'NaN'}, "
+                       "not a finite number")
+    return f

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+from .errors import ConfigError, HwrError, InputError
 from tqdm import tqdm
 
 SPACE_WORD = "<sp>"  # the space character's name in ARPA files and in the decoder's token list
@@ -110,7 +112,7 @@ def build_lm(lines: Iterable[str], order: int = 6, vocab: Iterable[str] = (), pr
     recognizer's alphabet). `prune`: drop n-grams of order >= 3 seen fewer times (1 = keep all).
     """
     if order < 2:
-        raise ValueError("order must be at least 2")
+        raise ConfigError("order must be at least 2")
     raw: list[collections.Counter] = [collections.Counter() for _ in range(order + 1)]
     chars: set[str] = set()
     for line in tqdm(lines, desc="counting", unit=" lines", disable=not progress, mininterval=2, delay=2):
@@ -211,6 +213,16 @@ class ArpaLM:
 
     @classmethod
     def read_arpa(cls, path: str | os.PathLike) -> ArpaLM:
+        """Read an ARPA file; anything else is refused in one line that does not echo its contents."""
+        try:
+            return cls._read_arpa(path)
+        except (ValueError, IndexError, UnicodeDecodeError, EOFError, OSError) as e:
+            if isinstance(e, (FileNotFoundError, HwrError)):
+                raise
+            raise InputError(f"{path}: not an ARPA language model file ({type(e).__name__})") from None
+
+    @classmethod
+    def _read_arpa(cls, path: str | os.PathLike) -> ArpaLM:
         lm = None
         order_now = 0
         with _open(path, "r", gz=str(path).endswith(".gz")) as f:
@@ -236,7 +248,7 @@ class ArpaLM:
                     if bo is not None:
                         lm.backoff[g] = 10 ** bo
         if lm is None:
-            raise ValueError(f"{path}: not an ARPA file")
+            raise InputError(f"{path}: not an ARPA language model file")
         return lm
 
     def line_log10(self, text: str) -> tuple[float, int]:

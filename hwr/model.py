@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .errors import ConfigError
+
 
 @dataclass
 class ModelConfig:
@@ -35,11 +37,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.rnn not in ("lstm", "gru"):
-            raise ValueError("rnn must be 'lstm' or 'gru'")
+            raise ConfigError("rnn must be 'lstm' or 'gru'")
         if self.layers < 1 or self.hidden < 1 or self.num_classes < 2:
-            raise ValueError("layers, hidden must be >= 1 and num_classes >= 2")
+            raise ConfigError("layers, hidden must be >= 1 and num_classes >= 2")
         if self.conv_channels and (self.conv_stride < 1 or self.conv_kernel < self.conv_stride):
-            raise ValueError("conv_kernel must be >= conv_stride >= 1")
+            raise ConfigError("conv_kernel must be >= conv_stride >= 1")
 
     def as_dict(self) -> dict:
         return asdict(self)

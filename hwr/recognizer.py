@@ -4,8 +4,10 @@
     rec = Recognizer.load()                 # the shipped model and its decoder settings
     result = rec.recognize(ink, nbest=5)    # text, score, candidates, char_spans
 
-Inference pads batches exactly as training does (see model.py) and runs under a lock, so one
-Recognizer can serve many threads (the Streamlit app shares one across sessions).
+One Recognizer serves many threads at once (the Streamlit app shares one across sessions): the
+network's forward pass is stateless in eval mode (PyTorch) and onnxruntime sessions are
+thread-safe, and only the beam search serialises its own calls. No global lock: one person's
+long upload does not make everyone else wait, and `features.check_size` bounds the work per line.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import ConfigError
 from . import checkpoint
 from .align import CharSpan, char_spans, forced_frames
 from .data import collate
 from .decode import BackendError, Decoder, DecoderConfig, Hypothesis
-from .features import Features, ink_features
+from .features import Features, check_size, ink_features
 from .ink import Ink
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -78,7 +81,7 @@ class Recognizer:
         "auto" is onnx on the CPU when onnxruntime is there, else torch.
         """
         if backend not in ("auto", "torch", "onnx"):
-            raise ValueError("backend must be 'auto', 'torch' or 'onnx'")
+            raise ConfigError("backend must be 'auto', 'torch' or 'onnx'")
         path = Path(path) if path else default_model_path()
         if path.is_dir():
             path = path / "model.pt" if (path / "model.pt").exists() else path / "best.pt"
@@ -97,7 +100,7 @@ class Recognizer:
                     raise
                 warnings.warn(f"running the network on PyTorch: no ONNX graph ({' '.join(str(e).split())})")
         if backend == "onnx" and graph is None:
-            raise ValueError("the ONNX backend runs on the CPU and needs onnxruntime (pip install onnxruntime)")
+            raise ConfigError("the ONNX backend runs on the CPU and needs onnxruntime (pip install onnxruntime)")
         backend = "onnx" if graph is not None else "torch"
         info = {"path": str(path), "metrics": state.get("metrics", {}), "git_revision": state.get("git_revision"),
                 "parameters": model.num_parameters(), "backend": backend, "onnx_graph": str(graph) if graph else None}
@@ -109,9 +112,10 @@ class Recognizer:
     def decoder(self, config: DecoderConfig | None = None) -> Decoder:
         cfg = config or self.decoder_config
         key = repr(sorted(asdict(cfg).items()))
-        if key not in self._decoders:
-            self._decoders[key] = Decoder(self.alphabet, cfg)
-        return self._decoders[key]
+        with self._lock:  # build each decoder (and load its LM) once, even when asked from two threads
+            if key not in self._decoders:
+                self._decoders[key] = Decoder(self.alphabet, cfg)
+            return self._decoders[key]
 
     def decoder_or_greedy(self, config: DecoderConfig | None = None) -> tuple[DecoderConfig, str | None]:
         """`config` if its decoder loads, else greedy decoding and the one-line reason.
@@ -127,6 +131,7 @@ class Recognizer:
         return cfg, None
 
     def features(self, ink: Ink) -> Features:
+        check_size(ink, self.feature_config)  # bounded work per line: one upload cannot hold the server
         return ink_features(ink, self.feature_config)
 
     @torch.no_grad()
@@ -147,9 +152,8 @@ class Recognizer:
         if nbest is not None:
             cfg = replace(cfg, nbest=nbest)
         feats = [self.features(ink) for ink in batch]
-        with self._lock:
-            lp, lengths = self.log_probs(feats)
-            hyps = self.decoder(cfg)(lp, lengths)
+        lp, lengths = self.log_probs(feats)
+        hyps = self.decoder(cfg)(lp, lengths)
         results = []
         for b, (ink, f, h) in enumerate(zip(batch, feats, hyps)):
             h = h[:cfg.nbest]
@@ -167,8 +171,7 @@ class Recognizer:
     def align(self, ink: Ink, text: str) -> list[CharSpan]:
         """Character spans for a known `text` (a user's correction, a label) by forced alignment."""
         f = self.features(ink)
-        with self._lock:
-            lp, lengths = self.log_probs([f])
+        lp, lengths = self.log_probs([f])
         n = int(lengths[0])
         firsts, _ = forced_frames(lp[:n, 0], text, self.alphabet)
         return char_spans(text, firsts, n, f, self.stride, ink.stroke_lengths())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -47,7 +46,8 @@ def plot_run(run: str | os.PathLike, out: str | os.PathLike) -> None:
     path = Path(run) / "metrics.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no metrics; is {run} a training run folder?")
-    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    from .train import read_metrics
+    rows = read_metrics(path)
     train = [r for r in rows if r.get("kind") == "train"]
     epochs = [r for r in rows if r.get("kind") == "epoch"]
     plt = _pyplot()

@@ -30,8 +30,9 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from . import __version__
+from .errors import HwrError
 from .fileutil import publish
-from .ink import CHANNELS, POINTER_TYPES, Ink
+from .ink import CHANNELS, POINTER_TYPES, Ink, InkError
 
 FORMAT_NAME = "hwr-ink-store"
 FORMAT_VERSION = 1
@@ -41,7 +42,7 @@ POINT_CHUNK = 16384  # rows per chunk: small enough that one random read decompr
 _STR = h5py.string_dtype("utf-8")
 
 
-class StoreError(ValueError):
+class StoreError(HwrError, ValueError):
     """A store file that cannot be used; the message says why in one line."""
 
 
@@ -58,6 +59,15 @@ class Sample:
     @property
     def text(self) -> str:
         return self.ink.text or ""
+
+    def validate(self) -> Sample:
+        """The ink's checks, and strings HDF5 can hold (a NUL cannot be stored); raises InkError."""
+        self.ink.validate()
+        for name in STRING_FIELDS:
+            value = self.text if name == "text" else getattr(self, name)
+            if "\x00" in value:
+                raise InkError(f"the {name} of sample {self.id[:40]!r} holds a NUL character, which a store cannot keep")
+        return self
 
 
 @dataclass
@@ -254,7 +264,7 @@ class StoreWriter:
         f = self._f
         pts, stroke_lens, pointer, n_strokes, t0 = [], [], [], [], []
         for s in samples:
-            s.ink.validate()
+            s.validate()
             p = s.ink.points()
             start = p[0, 2]
             t0.append(start)

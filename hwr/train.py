@@ -29,6 +29,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from .errors import ConfigError, check_keys
 from . import checkpoint
 from .alphabet import Alphabet
 from .data import (Item, batch_features, collate, ctc_min_frames, load_split, make_batches, make_items,
@@ -73,9 +74,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
-            raise ValueError("batch_size and epochs must be >= 1 and lr > 0")
+            raise ConfigError("batch_size and epochs must be >= 1 and lr > 0")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError("device must be auto, cpu or cuda")
+            raise ConfigError("device must be auto, cpu or cuda")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("threads must be >= 1")
+        for name, cls in (("model", ModelConfig), ("features", FeatureConfig), ("augment", AugmentConfig)):
+            check_keys(cls, getattr(self, name), f"training config '{name}'")
 
 
 class Distributed:
@@ -103,10 +108,34 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+        raise ConfigError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
     if name == "cuda" and "LOCAL_RANK" in os.environ:
         name = f"cuda:{os.environ['LOCAL_RANK']}"
     return torch.device(name)
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The rows of a run's metrics.jsonl; a line cut by a kill (or any unreadable line) is skipped."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Before (re)starting at `step`: keep only the rows up to it, so a resumed run that redoes the
+    steps after its last checkpoint does not log them twice (and a cut last line goes)."""
+    if not path.exists():
+        return
+    keep = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    os.replace(tmp, path)
 
 
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -140,9 +169,9 @@ class Trainer:
     def _load_data(self, resume_state: dict | None) -> None:
         cfg = self.cfg
         if not cfg.data:
-            raise ValueError("no training data: pass --data FILE.h5")
+            raise ConfigError("no training data: pass --data FILE.h5")
         if cfg.data_weights and len(cfg.data_weights) != len(cfg.data):
-            raise ValueError("data_weights needs one weight per --data file")
+            raise ConfigError("data_weights needs one weight per --data file")
         train_split = resolve_split(cfg.data, cfg.train_split, ["trainset", "train"])
         val_split = resolve_split(cfg.data, cfg.val_split, ["testset_v", "val", "valid", "validation"])
         rows, source_of, val_rows = [], [], []
@@ -162,7 +191,7 @@ class Trainer:
             if val_split in present:
                 val_rows += load_split([path], val_split)
         if not rows:
-            raise ValueError(f"split {train_split!r} has no samples")
+            raise ConfigError(f"split {train_split!r} has no samples")
         if resume_state is not None:
             self.alphabet = Alphabet(resume_state["alphabet"])
         elif cfg.init_from:
@@ -249,6 +278,9 @@ class Trainer:
             self.log(f"CTC feasibility: {bad} training lines have labels longer than their frames; "
                      "left out (use a smaller --features step or conv stride to keep them)")
         self.data_summary["infeasible"] = bad
+        if not ok:  # training on nothing would "succeed" with an untrained best.pt
+            raise ConfigError(f"none of the {bad} training lines fits its frames (labels longer than the ink allows); "
+                              "use a smaller features step or conv stride")
         self.train_items = ok
 
     # ------------------------------------------------------------------ loop
@@ -332,6 +364,7 @@ class Trainer:
             self.log(f"resuming at epoch {epoch + 1}, batch {start_batch}, step {step}")
         if self.dist.main:
             (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+            _trim_metrics(self.out / "metrics.jsonl", step)
         metrics = open(self.out / "metrics.jsonl", "a") if self.dist.main else None
         t_start = time.time()
         last_ckpt = time.time()

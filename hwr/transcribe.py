@@ -20,6 +20,7 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from .decode import DecoderConfig
+from .errors import HwrError
 from .ink import Ink, InkError
 from .recognizer import Recognizer
 
@@ -82,7 +83,7 @@ def _json_item(text: str, default_id: str, src: str):
         yield default_id, src, InkError(f"unreadable JSON ink: {str(e)[:100]}")
 
 
-class OutputBusy(ValueError):
+class OutputBusy(HwrError, ValueError):
     """Another process holds the output file; one-line message."""
 
 
@@ -180,8 +181,8 @@ def _transcribe(inputs, out: Path, recognizer, decoder, nbest, batch_size, shard
             if id_ in done:
                 counts["skipped_done"] += 1
                 continue
-            try:
-                ink.validate()
+            try:  # time only orders points here: a clock that runs backwards is clamped, not refused
+                ink.validate(repair_time="clamp")
             except InkError as e:
                 _fail(id_, src, e)
                 continue

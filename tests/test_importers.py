@@ -138,7 +138,8 @@ INKML_GROUPS = """<?xml version="1.0"?>
 
 def test_inkml_value_syntax_groups_and_trace_views(tmp_path):
     whole = parse_inkml(INKML_GROUPS)
-    assert len(whole) == 1 and whole[0][0].text is None and len(whole[0][0].strokes) == 3
+    # the outermost labelled group covers every trace: it is the whole file's label (issue 12, item 13)
+    assert len(whole) == 1 and whole[0][0].text == "hi there" and len(whole[0][0].strokes) == 3
     t2 = whole[0][0].strokes[1].points
     # explicit, then first differences, then second differences (velocity 1,1,10 + 0,1,0)
     np.testing.assert_array_equal(t2[:, :3], [[20, 0, 30], [21, 1, 40], [22, 3, 50]])

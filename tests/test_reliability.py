@@ -9,6 +9,7 @@ import textwrap
 from conftest import synthetic_line, write_store
 from filelock import FileLock
 
+from hwr.ink import Ink
 from hwr.store import Sample, Store, StoreWriter, append_samples
 from hwr.transcribe import OutputBusy, iter_inputs
 
@@ -111,3 +112,168 @@ def test_an_import_that_accepts_nothing_leaves_the_store_untouched(tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".s.h5")]  # no temporary files left
+
+
+# ---------------------------------------------------------------- honest errors and results
+def one_line_error(r, *needles):
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert any(all(n in ln for n in needles) for ln in lines), r.stderr
+
+
+def test_settings_a_user_gets_wrong_are_one_line(tiny_data, tiny_model, tmp_path):
+    import torch
+    if not torch.cuda.is_available():
+        one_line_error(hwr("train", "--data", tiny_data, "--out", tmp_path / "r", "--device", "cuda"), "no CUDA GPU")
+    bad = tmp_path / "c.json"
+    bad.write_text(json.dumps({"epochs": 2, "lerning_rate": 1}))
+    one_line_error(hwr("train", "--data", tiny_data, "--out", tmp_path / "r", "--config", bad), "lerning_rate", "known")
+    bad.write_text(json.dumps({"model": {"hiden": 3}}))
+    one_line_error(hwr("train", "--data", tiny_data, "--out", tmp_path / "r", "--config", bad), "hiden")
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "best.pt").write_bytes(tiny_model.read_bytes())
+    (model / "decoder.json").write_text(json.dumps({"kind": "greedy", "beam": 3}))
+    ink = tmp_path / "x.json"
+    ink.write_text(synthetic_line("ab")[0].to_json())
+    one_line_error(hwr("transcribe", ink, "--out", tmp_path / "o.jsonl", "--model", model), "'beam'", "known")
+    for opt in (["--threads", "-1"], ["--batch-size", "0"], ["--nbest", "x"]):
+        r = hwr("transcribe", ink, "--out", tmp_path / "o.jsonl", "--model", tiny_model, *opt)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and opt[0] in r.stderr
+
+
+def test_a_real_bug_keeps_its_traceback(monkeypatch, small_store):
+    import pytest
+
+    from hwr import cli, store
+    def broken(self):
+        raise ValueError("an internal invariant broke")
+    monkeypatch.setattr(store.Store, "summary", broken)
+    with pytest.raises(ValueError, match="invariant"):
+        cli.main(["data", "info", str(small_store)])
+
+
+def test_outputs_that_are_not_files_are_refused(tiny_model, tmp_path):
+    ink = tmp_path / "x.json"
+    ink.write_text(synthetic_line("ab")[0].to_json())
+    for out in (tmp_path, "/dev/full"):
+        r = hwr("transcribe", ink, "--out", out, "--model", tiny_model)
+        assert r.returncode == 2 and "--out" in r.stderr and "Traceback" not in r.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # nothing left behind
+
+
+def test_evaluating_unlabelled_ink_is_refused(tiny_model, tmp_path):
+    store = tmp_path / "u.h5"
+    with StoreWriter(store) as w:  # ink without text, as the app or a tablet produces it
+        w.add([Sample(Ink(synthetic_line("ab", seed=i)[0].strokes), id=f"u{i}") for i in range(3)])
+    one_line_error(hwr("evaluate", "--data", store, "--model", tiny_model), "no labels")
+
+
+def test_training_where_no_label_fits_fails_instead_of_saving_an_untrained_model(tmp_path):
+    from hwr.ink import Stroke
+    store = tmp_path / "t.h5"
+    with StoreWriter(store) as w:  # a long label on a single short stroke: CTC cannot fit it
+        w.add([Sample(Ink([Stroke([[0, 0], [1, 1]])], "abcdefghij"), id=f"s{i}", split="train") for i in range(4)])
+    one_line_error(hwr("train", "--data", store, "--out", tmp_path / "run", "--epochs", "1"), "fits its frames")
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_a_language_model_that_is_not_one_is_refused_without_echoing_it(tmp_path):
+    from hwr.lm import ArpaLM
+    secret = "root:x:0:0:secret-line"
+    lm = tmp_path / "passwd"
+    lm.write_text(secret + "\n")
+    ink = tmp_path / "x.json"
+    ink.write_text(synthetic_line("ab")[0].to_json())
+    r = hwr("transcribe", ink, "--out", tmp_path / "o.jsonl", "--lm", lm)
+    one_line_error(r, "does not load")
+    assert secret not in r.stderr and "secret" not in r.stdout
+    import pytest
+    with pytest.raises(Exception) as e:
+        ArpaLM.read_arpa(lm)
+    assert "secret" not in str(e.value)
+
+
+def test_backwards_time_does_not_stop_transcription(tiny_model, tmp_path):
+    ink = synthetic_line("ab")[0]
+    d = ink.to_json_dict()
+    d["strokes"][0]["points"][2][2] = d["strokes"][0]["points"][0][2] - 50  # the clock jumps back
+    (tmp_path / "x.json").write_text(json.dumps(d))
+    r = hwr("transcribe", tmp_path / "x.json", "--out", tmp_path / "o.jsonl", "--model", tiny_model)
+    assert r.returncode == 0, r.stderr
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- bounded work
+def test_work_per_line_is_capped_before_it_starts(tiny_model):
+    import numpy as np
+    import pytest
+
+    from hwr.features import MAX_POINTS, check_size
+    from hwr.ink import InkError, Stroke
+    from hwr.recognizer import Recognizer
+    rec = Recognizer.load(tiny_model)
+    rng = np.random.default_rng(0)
+    many = Ink([Stroke(rng.uniform(0, 1000, (MAX_POINTS + 1, 2)))])
+    with pytest.raises(InkError, match="at most"):
+        rec.recognize(many)
+    # few points, but scattered: resampled it would be millions of frames
+    scattered = Ink([Stroke(np.c_[rng.uniform(0, 1e6, 5000), rng.normal(0, 10, 5000)])])
+    with pytest.raises(InkError, match="long once resampled"):
+        check_size(scattered)
+    check_size(synthetic_line("a normal line of text")[0])  # real lines pass
+
+
+def test_one_long_line_does_not_hold_up_another(tiny_model):
+    """Two threads share one Recognizer (as app sessions do): a slow forward pass in one does not
+    make the other wait (no global lock)."""
+    import threading
+    import time
+
+    from hwr.recognizer import Recognizer
+    rec = Recognizer.load(tiny_model, backend="torch")
+    real = rec.model.forward
+    slow_started = threading.Event()
+
+    def forward(x, lengths):
+        if x.shape[1] > 300:  # the long line
+            slow_started.set()
+            time.sleep(2.0)
+        return real(x, lengths)
+    rec.model.forward = forward
+    long_ink = synthetic_line("abcde" * 12)[0]
+    done = {}
+    t = threading.Thread(target=lambda: done.setdefault("long", (rec.recognize(long_ink), time.monotonic())))
+    t.start()
+    assert slow_started.wait(30)
+    rec.recognize(synthetic_line("ab")[0])
+    done["short"] = time.monotonic()
+    t.join()
+    assert done["short"] < done["long"][1]
+
+
+# ---------------------------------------------------------------- round trips
+def test_inkml_export_refuses_labels_xml_cannot_carry(tmp_path):
+    from hwr.exporters import export_store
+    from hwr.importers.inkml import parse_inkml
+    store = tmp_path / "s.h5"
+    good, bad = synthetic_line("ab")[0], synthetic_line("ba")[0]
+    with StoreWriter(store) as w:
+        w.add([Sample(Ink(good.strokes, "a & <b>"), id="good"), Sample(Ink(bad.strokes, "tab\x01bell"), id="bad")])
+    n, refused = export_store(store, "inkml", tmp_path / "out")
+    assert n == 1 and len(refused) == 1 and "U+0001" in refused[0]
+    (f,) = (tmp_path / "out").iterdir()
+    assert parse_inkml(f.read_bytes())[0][0].text == "a & <b>"  # what is exported reads back exactly
+    r = hwr("data", "export", store, "--format", "inkml", "--out", tmp_path / "out2")
+    assert r.returncode == 1 and "refused" in r.stdout
+
+
+def test_exporting_a_model_folder_onto_itself_keeps_its_decoder_settings(tiny_model, tmp_path):
+    folder = tmp_path / "m"
+    assert hwr("model", "export", tiny_model, "--out", folder).returncode == 0
+    tuned = {**json.loads((folder / "decoder.json").read_text()), "kind": "beam", "lm_weight": 0.42, "beam_size": 7}
+    (folder / "decoder.json").write_text(json.dumps(tuned))
+    r = hwr("model", "export", folder / "model.pt", "--out", folder)
+    assert r.returncode == 0, r.stderr
+    d = json.loads((folder / "decoder.json").read_text())
+    assert d["lm_weight"] == 0.42 and d["beam_size"] == 7 and d["kind"] == "beam"

@@ -1,3 +1,4 @@
+import json
 import os
 import socket
 import subprocess
@@ -17,7 +18,8 @@ from hwr.features import AugmentConfig, FeatureConfig, ink_features, writing_hei
 from hwr.ink import Ink, Stroke
 from hwr.model import ModelConfig, Network
 from hwr.recognizer import Recognizer
-from hwr.train import resume, train
+from hwr.render import plot_run
+from hwr.train import read_metrics, resume, train
 
 
 # ---------------------------------------------------------------- features
@@ -149,10 +151,17 @@ def test_resume_mid_epoch_after_a_kill(tiny_data, tmp_path):
     train(tiny_train_config(tiny_data, 2, max_minutes=1e-4, **over), tmp_path / "b", progress=False)
     st = checkpoint.load_state(tmp_path / "b" / "last.pt")
     assert st["epoch"] == 0 and st["batch_in_epoch"] >= 1
+    # a kill after the checkpoint: a row for a step that will be redone, and a line cut mid-write
+    with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"kind": "train", "epoch": 1, "step": st["step"] + 1, "loss": 1.0}) + "\n")
+        f.write('{"kind": "train", "ep')
+    plot_run(tmp_path / "b", tmp_path / "b.png")  # a cut line does not break the plot
     resume(tmp_path / "b", progress=False)
     a = checkpoint.load_state(tmp_path / "a" / "last.pt")["model"]
     b = checkpoint.load_state(tmp_path / "b" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = {run: [(r["kind"], r["step"]) for r in read_metrics(tmp_path / run / "metrics.jsonl")] for run in "ab"}
+    assert rows["b"] == rows["a"]  # no step logged twice, nothing lost
 
 
 def test_checkpoint_round_trip_and_refusals(tmp_path):

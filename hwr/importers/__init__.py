@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
+from ..errors import HwrError
 from ..ink import InkError
 from ..store import Sample, StoreWriter
 
 FORMATS = ("iam-ondb", "unipen", "inkml", "json")
 
 
-class DataImportError(ValueError):
+class DataImportError(HwrError, ValueError):
     """An import that cannot go on (missing input, wrong layout); one-line message."""
 
 
@@ -44,6 +45,38 @@ class Report:
             out.append(f"skipped {n:,}: {reason}")
         out.extend(self.notes)
         return out
+
+
+class FileNotes:
+    """Report lines naming a file and a reason: one per (file, reason) with its count, at most
+    `cap` files per reason (then one line with how many more), so a broken corpus cannot flood it."""
+
+    def __init__(self, report: Report, cap: int = 20):
+        self.report, self.cap = report, cap
+        self.files: collections.Counter = collections.Counter()  # reason -> files with it
+        self.line: dict[tuple[str, str], int] = {}  # (file, reason) -> its index in report.notes
+        self.count: collections.Counter = collections.Counter()
+        self.detail: dict[tuple[str, str], str] = {}
+
+    def add(self, where: str, reason: str, detail: str = "", n: int = 1) -> None:
+        key = (where, reason)
+        if key not in self.count:
+            self.files[reason] += 1
+            self.detail[key] = detail
+            if self.files[reason] <= self.cap:
+                self.line[key] = len(self.report.notes)
+                self.report.notes.append("")
+        self.count[key] += n
+        if key in self.line:
+            d, k = self.detail[key], self.count[key]
+            self.report.notes[self.line[key]] = (f"{where}: {reason}" + (f" ({d})" if d else "")
+                                                 + (f", {k:,} times" if k > 1 else ""))
+
+    def finish(self) -> None:
+        for reason, k in self.files.items():
+            if k > self.cap:
+                self.report.notes.append(f"{reason}: {k - self.cap:,} more files not listed")
+        self.files.clear()
 
 
 def reader(fmt: str):
@@ -71,7 +104,7 @@ def import_to_store(fmt: str, sources: Iterable[str | os.PathLike], out: str | o
         for s in tqdm(samples, desc=f"import {fmt}", unit=" samples", disable=not progress,
                       mininterval=1.0, delay=1.0):
             try:
-                s.ink.validate()
+                s.validate()
             except InkError as e:
                 report.skip(f"invalid ink ({str(e).split(':')[0]})")
                 continue

@@ -5,6 +5,10 @@ Reads the official download as it comes: the tarballs `lineStrokes-all.tar.gz` a
 folders, or a folder holding either. A line's label is the k-th non-empty line after `CSR:`
 in its form's ascii file. `splits_dir` holds the IAM-OnDB-t1 lists (trainset.txt, ...); form
 ids are matched exactly, never by prefix (h01-030 and h01-030z are different forms).
+
+A sample's id is its line id (a01-000u-01), unique in the database; a second file with the same
+id is reported and left out. A broken line file (not XML, a point without `time`, a coordinate
+that is not a number) is named in the report with the reason, and the import goes on.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from defusedxml.common import DefusedXmlException
 from ..ink import Ink, InkError, Stroke
 from ..store import Sample
 from . import DataImportError, Report
+from . import FileNotes
 
 LINE_ID = re.compile(r"^([a-z]\d\d-\d\d\d[a-z]?)-(\d\d)$")
 NO_TRANSCRIPTION = "please enter transcription here"
@@ -30,12 +35,14 @@ NO_TRANSCRIPTION = "please enter transcription here"
 
 def read(sources: list[str], report: Report, splits_dir: str | None = None, **_) -> Iterator[Sample]:
     strokes_src, ascii_src = _locate(sources)
-    labels = _read_ascii(ascii_src)
+    notes = FileNotes(report)
+    labels = _read_ascii(ascii_src, notes)
     split_of = _read_splits(splits_dir) if splits_dir else {}
     if splits_dir:
         report.notes.append(f"splits from {splits_dir}: " + ", ".join(sorted(set(split_of.values()))))
-    jobs = _iter_files(strokes_src, "lineStrokes", ".xml")
+    jobs = _iter_files(strokes_src, ".xml", notes)
     repaired = placeholders = 0
+    seen: set[str] = set()
     with multiprocessing.get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
         for name, ink_or_error in pool.imap(_parse_job, jobs, chunksize=32):
             line_id = Path(name).stem
@@ -48,21 +55,32 @@ def read(sources: list[str], report: Report, splits_dir: str | None = None, **_)
             if text is None:
                 report.skip("no usable transcription (no CSR line for it)")
                 continue
-            if text.strip().lower() == NO_TRANSCRIPTION:
-                placeholders += 1  # kept, as the data's own rule defines the label; in no split
             if isinstance(ink_or_error, str):
-                report.skip(f"unreadable stroke XML ({ink_or_error})")
+                report.skip("unreadable stroke XML")
+                notes.add(name, "unreadable stroke XML", ink_or_error)
                 continue
             ink = ink_or_error
             try:
                 ink.validate()
             except InkError:
-                # IAM-OnDB's clock glitches inside a few strokes while the point order is right
-                ink.repair_time("clamp")
+                try:  # IAM-OnDB's clock glitches inside a few strokes while the point order is right
+                    ink.validate(repair_time="clamp")
+                except InkError as e:
+                    report.skip("invalid ink")
+                    notes.add(name, "invalid ink", str(e))
+                    continue
                 repaired += 1
+            if line_id in seen:
+                report.skip("duplicate line id (imported once)")
+                notes.add(name, "duplicate line id (imported once)", line_id)
+                continue
+            seen.add(line_id)
+            if text.strip().lower() == NO_TRANSCRIPTION:
+                placeholders += 1  # kept, as the data's own rule defines the label; in no split
             ink.text = text
             split = split_of.get(form, "")
             yield Sample(ink, id=line_id, writer="", split=split, source="iam-ondb")
+    notes.finish()
     if placeholders:
         report.notes.append(f"{placeholders} lines are labelled with the CSR placeholder "
                             f"'Please Enter Transcription here' (kept; they are in no split)")
@@ -74,23 +92,43 @@ def _parse_job(job: tuple[str, bytes]) -> tuple[str, Ink | str]:
     name, data = job
     try:
         return name, parse_line_xml(data)
-    except (ValueError, SafeET.ParseError, DefusedXmlException) as e:
-        return name, type(e).__name__
+    except InkError as e:
+        return name, str(e)
 
 
 def parse_line_xml(data: bytes) -> Ink:
-    """One IAM-OnDB line XML (StrokeSet/Stroke/Point@x,y,time in seconds) -> Ink (t in ms)."""
-    root = SafeET.fromstring(data)
+    """One IAM-OnDB line XML (StrokeSet/Stroke/Point@x,y,time in seconds) -> Ink (t in ms).
+
+    Raises `InkError` saying what is wrong: not well-formed or unsafe XML (entities are refused),
+    a point without x, y or time, a value that is not a finite number, no strokes.
+    """
+    try:
+        root = SafeET.fromstring(data)
+    except DefusedXmlException as e:
+        raise InkError(f"unsafe XML refused ({type(e).__name__}: entities and DTDs are not read)") from None
+    except (SafeET.ParseError, LookupError, ValueError) as e:  # LookupError, ValueError: its declared encoding
+        raise InkError(f"not well-formed XML ({e})") from None
     strokes = []
-    for st in root.iter("Stroke"):
-        pts = [(float(p.get("x")), float(p.get("y")), float(p.get("time")) * 1000.0)
-               for p in st.iter("Point")]
+    for i, st in enumerate(root.iter("Stroke")):
+        pts = []
+        for j, p in enumerate(st.iter("Point")):
+            vals = [p.get(a) for a in ("x", "y", "time")]
+            if None in vals:
+                missing = ("x", "y", "time")[vals.index(None)]
+                raise InkError(f"point {j} of stroke {i} has no {missing} attribute")
+            try:
+                x, y, t = (float(v) for v in vals)
+            except ValueError:
+                raise InkError(f"point {j} of stroke {i}: {vals} are not all numbers") from None
+            if not np.isfinite([x, y, t]).all():
+                raise InkError(f"point {j} of stroke {i}: {vals} are not all finite numbers")
+            pts.append((x, y, t * 1000.0))
         if pts:
             arr = np.full((len(pts), 4), np.nan)
             arr[:, :3] = pts
             strokes.append(Stroke(arr, "pen"))
     if not strokes:
-        raise ValueError("no strokes")
+        raise InkError("no strokes with points")
     return Ink(strokes)
 
 
@@ -117,14 +155,23 @@ def _locate(sources: list[str]) -> tuple[str, str]:
     return os.fspath(strokes), os.fspath(ascii_)
 
 
-def _iter_files(src: str, top: str, suffix: str) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of every `suffix` file in a tarball or folder tree."""
+def _iter_files(src: str, suffix: str, notes: FileNotes) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of every `suffix` file in a tarball or folder tree; unreadable files are noted."""
     if os.path.isdir(src):
-        for root, _, files in os.walk(src):
+        for root, dirs, files in os.walk(src):
+            dirs.sort()
             for f in sorted(files):
                 if f.endswith(suffix):
-                    with open(os.path.join(root, f), "rb") as fh:
-                        yield f, fh.read()
+                    path = os.path.join(root, f)
+                    name = os.path.relpath(path, src)
+                    if not os.path.isfile(path):  # a pipe would block the import forever
+                        notes.add(name, "not a regular file")
+                        continue
+                    try:
+                        with open(path, "rb") as fh:
+                            yield name, fh.read()
+                    except OSError as e:
+                        notes.add(name, "unreadable file", e.strerror or type(e).__name__)
         return
     try:
         with tarfile.open(src, "r:*") as tar:
@@ -135,10 +182,10 @@ def _iter_files(src: str, top: str, suffix: str) -> Iterator[tuple[str, bytes]]:
         raise DataImportError(f"{src}: unreadable archive ({e}); download it again") from None
 
 
-def _read_ascii(src: str) -> dict[str, dict[int, str]]:
+def _read_ascii(src: str, notes: FileNotes) -> dict[str, dict[int, str]]:
     """form id -> {line number (1-based): CSR text}."""
     out: dict[str, dict[int, str]] = {}
-    for name, data in _iter_files(src, "ascii", ".txt"):
+    for name, data in _iter_files(src, ".txt", notes):
         text = data.decode("latin-1")
         if "CSR:" not in text:
             continue

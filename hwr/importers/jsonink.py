@@ -1,33 +1,105 @@
 """Canonical-JSON importer: one ink per .json file, or one per line of a .jsonl file.
 
 Each object is the canonical form (see ink.py); optional keys `id`, `writer` and `split` are
-kept. A bad line is skipped and counted; the rest of the file still imports.
+kept. Without an `id`, a sample's id is the file's path inside the folder given (the path as
+given, for a file), plus `#k` for line k (from 0) of a .jsonl file, as `hwr transcribe` does.
+Files are UTF-8 (a byte-order mark is honoured, and marks UTF-16 and UTF-32 too). A file that
+cannot be read, and each bad line, are reported with the file's name and the reason (one
+report line per file); the rest still imports.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
+from typing import Any
 
-from ..ink import Ink, InkError
+from ..ink import Ink, InkError, check_text
 from ..store import Sample
 from . import Report
-from .inkml import _files
+from .inkml import IdRegistry, file_reason, input_files, one_line, report_problems
+
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
-def read(sources: list[str], report: Report, **_) -> Iterator[Sample]:
-    for path in _files(sources, (".json", ".jsonl", ".ndjson")):
-        lines = path.read_text(encoding="utf-8").splitlines() if path.suffix != ".json" else None
-        chunks = [path.read_text(encoding="utf-8")] if lines is None else lines
-        for i, chunk in enumerate(chunks):
+def read(sources: list[str], report: Report, repair_time: str | None = None, **_) -> Iterator[Sample]:
+    """Samples of every JSON / JSON-lines file in `sources`; bad ones reported in `report`."""
+    ids = IdRegistry()
+    for path, name, _ in input_files(sources, (".json", ".jsonl", ".ndjson")):
+        try:
+            text = decode(path.read_bytes())
+        except OSError as e:
+            report.skip(file_reason(name, f"cannot read the file ({e.strerror or e})"))
+            continue
+        except UnicodeError as e:
+            report.skip(file_reason(name, str(e)))
+            continue
+        whole = path.suffix.lower() == ".json"
+        chunks = [(None, text)] if whole else enumerate(text.split("\n"))
+        problems: list[str] = []
+        for k, chunk in chunks:
             if not chunk.strip():
                 continue
+            where = name if k is None else f"{name} line {k + 1}"
             try:
-                obj = json.loads(chunk)
-                ink = Ink.from_json_dict(obj)
-            except (json.JSONDecodeError, InkError) as e:
-                report.skip(f"unreadable JSON ink ({str(e).split(':')[0][:60]})")
+                sample = _sample(chunk, name if k is None else f"{name}#{k}", repair_time)
+            except InkError as e:
+                problems.append(f"{where}: {e}")
                 continue
-            default_id = path.stem if lines is None else f"{path.stem}#{i}"
-            yield Sample(ink, id=str(obj.get("id") or default_id), writer=str(obj.get("writer") or ""),
-                         split=str(obj.get("split") or ""), source="json")
+            dup = ids.claim(sample.id, where)
+            if dup:
+                problems.append(dup)
+                continue
+            yield sample
+        if problems:
+            report_problems(report, name, problems)
+
+
+def decode(data: bytes) -> str:
+    """The text of a JSON file: UTF-8, or what its byte-order mark says; `UnicodeError` else."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as e:
+                raise UnicodeError(f"not valid {encoding.upper()} although it starts with that byte-order mark "
+                                   f"(byte {e.start}); save it as UTF-8") from None
+    if b"\x00" in data[:4]:
+        raise UnicodeError("looks like UTF-16 or UTF-32 without a byte-order mark; save it as UTF-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UnicodeError(f"not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                           "save it as UTF-8") from None
+
+
+def _sample(text: str, default_id: str, repair_time: str | None) -> Sample:
+    """One JSON text -> a validated sample; `InkError` with a one-line reason for anything bad."""
+    obj = _loads(text)
+    ink = Ink.from_json_dict(obj)
+    meta = {k: _meta(obj.get(k), k) for k in ("id", "writer", "split")}
+    ink.validate(repair_time)
+    return Sample(ink, id=meta["id"] or default_id, writer=meta["writer"], split=meta["split"], source="json")
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InkError("JSON nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, NaN/Infinity, an integer of over 4,300 digits
+        raise InkError(f"unreadable JSON ({one_line(str(e), 100)})") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _meta(value: Any, key: str) -> str:
+    if value is None:
+        return ""
+    if key == "id" and isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10 ** 18:
+        return str(value)  # ids written as numbers are common; kept as their decimal text
+    return check_text(value, f'"{key}"')
