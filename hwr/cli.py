@@ -38,6 +38,25 @@ def count(low: int = 1, high: int | None = None):
     return parse
 
 
+def shard_spec(s: str) -> tuple[int, int]:
+    """argparse type for --shard I/N."""
+    try:
+        i, n = (int(x) for x in s.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not I/N (e.g. 0/4)") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"{s}: needs 0 <= I < N")
+    return i, n
+
+
+def numbers(s: str) -> list[float]:
+    """argparse type for a comma-separated list of numbers."""
+    try:
+        return [float(x) for x in s.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a comma-separated list of numbers") from None
+
+
 def out_file(path: str) -> str:
     """An output path that is, or will be, a regular file: folders, pipes and devices are refused
     (they hang, grow without bound or strand temporary files beside them)."""
@@ -64,6 +83,9 @@ def cmd_data_import(a) -> int:
     report = import_to_store(a.format, a.src, a.out, split=a.split, **opts)
     print("\n".join(report.lines()))
     print(f"wrote {a.out}")
+    if report.failed_files:  # the rest was imported; the status says not everything was
+        print(f"hwr data import: {report.failed_files:,} input file(s) had problems (listed above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -138,7 +160,10 @@ def _train_config(a):
         base["extra_train_splits"] = a.extra_train_split
     if a.no_augment:
         base.setdefault("augment", {})["enabled"] = False
-    return TrainConfig(**base)
+    try:
+        return TrainConfig(**base)
+    except TypeError as e:  # a value of the wrong type in the config file ("epochs": "ten", "model": 5)
+        raise UserError(f"{a.config or 'training options'}: a setting has the wrong type ({e})") from None
 
 
 def cmd_train(a) -> int:
@@ -212,7 +237,7 @@ def cmd_tune_lm(a) -> int:
     from .evaluate import tune_lm
     rec = _recognizer(a)
     res = tune_lm(a.data, rec, a.lm, split=a.split, beam_size=a.beam_size or 32, limit=a.limit,
-                  weights=[float(x) for x in a.weights.split(",")], bonuses=[float(x) for x in a.bonuses.split(",")])
+                  weights=a.weights, bonuses=a.bonuses)
     print(json.dumps(res["best"]))
     if a.out:
         best = dict(res["best"])
@@ -228,13 +253,7 @@ def cmd_transcribe(a) -> int:
         print(f"merged {n:,} results into {a.out}")
         return 0
     rec = _recognizer(a)
-    shard = None
-    if a.shard:
-        i, n = (int(x) for x in a.shard.split("/"))
-        if not 0 <= i < n:
-            raise UserError("--shard I/N needs 0 <= I < N")
-        shard = (i, n)
-    counts = transcribe(a.inputs, a.out, rec, nbest=a.nbest, shard=shard, batch_size=a.batch_size)
+    counts = transcribe(a.inputs, a.out, rec, nbest=a.nbest, shard=a.shard, batch_size=a.batch_size)
     print(json.dumps(counts))
     return 1 if counts["failed"] else 0
 
@@ -385,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
     tr.add_argument("--batch-size", type=count(1, 4096))
     tr.add_argument("--lr", type=float)
-    tr.add_argument("--seed", type=int)
+    tr.add_argument("--seed", type=count(0))
     tr.add_argument("--patience", type=count(1))
     tr.add_argument("--threads", type=count(1, 512), help="CPU threads for PyTorch")
     tr.add_argument("--train-split")
@@ -415,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--data", required=True)
     tl.add_argument("--split", default="testset_v")
     tl.add_argument("--limit", type=count(1), default=400)
-    tl.add_argument("--weights", default="0.3,0.5,0.7,0.9,1.2")
-    tl.add_argument("--bonuses", default="-1,0,1,2", help="word bonuses to try")
+    tl.add_argument("--weights", type=numbers, default="0.3,0.5,0.7,0.9,1.2")
+    tl.add_argument("--bonuses", type=numbers, default="-1,0,1,2", help="word bonuses to try")
     tl.add_argument("--out", type=out_file, help="write the best decoder config (decoder.json) here")
     _add_decoder_args(tl)
     tl.set_defaults(func=cmd_tune_lm)
@@ -425,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("inputs", nargs="+")
     tc.add_argument("--out", required=True, type=out_file)
     tc.add_argument("--nbest", type=count(1, 100), default=5)
-    tc.add_argument("--shard", help="I/N: process every N-th ink starting at I (for N workers)")
+    tc.add_argument("--shard", type=shard_spec, help="I/N: process every N-th ink starting at I (for N workers)")
     tc.add_argument("--merge", action="store_true", help="merge shard result files (inputs) into --out")
     _add_decoder_args(tc)
     tc.set_defaults(func=cmd_transcribe)

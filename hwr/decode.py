@@ -79,7 +79,10 @@ class DecoderConfig:
         for k in ("lm", "lexicon"):  # relative paths are relative to the config file
             if d.get(k) and not Path(d[k]).is_absolute():
                 d[k] = str(base / d[k])
-        return cls(**d)
+        try:
+            return cls(**d)
+        except TypeError as e:  # "beam_size": "32"
+            raise ConfigError(f"{path}: a setting has the wrong type ({e})") from None
 
 
 def greedy(log_probs: torch.Tensor, lengths: torch.Tensor, alphabet: Alphabet) -> list[list[Hypothesis]]:
@@ -141,8 +144,9 @@ def load_flashlight():
 
 
 class BeamDecoder:
-    """CTC beam search with flashlight-text, built once and reused; calls are serialised (the C++
-    decoder keeps its search state in the object).
+    """CTC beam search with flashlight-text, built once and reused. The C++ decoder keeps its search
+    state in the object, so concurrent calls each take one from a small pool (created on demand,
+    sharing the read-only LM): one person's long line does not make another wait.
 
     Why flashlight-text directly and not torchaudio's `ctc_decoder` wrapper around it: torchaudio
     is in maintenance mode and refuses to import beside a torch built for another CUDA version
@@ -161,7 +165,7 @@ class BeamDecoder:
         if " " not in alphabet.index:
             self.tokens.append(SPACE_TOKEN)  # flashlight needs a silence token to exist
         self.blank, self.space = 0, self.tokens.index(SPACE_TOKEN)
-        self._busy = threading.Lock()
+        self._pool_lock = threading.Lock()
         beam_size_token = config.beam_size_token or len(self.tokens)
         lm_weight = config.lm_weight if config.lm else 0.0
         if config.lexicon:
@@ -181,16 +185,18 @@ class BeamDecoder:
                 beam_size=config.beam_size, beam_size_token=beam_size_token, beam_threshold=config.beam_threshold,
                 lm_weight=lm_weight, word_score=config.word_bonus, unk_score=-math.inf, sil_score=0.0,
                 log_add=False, criterion_type=fl.CriterionType.CTC)
-            self._decoder = fl.LexiconDecoder(opts, trie, self._lm, self.space, self.blank,
-                                              word_dict.get_index("<unk>"), [], False)
+            self._trie = trie
+            unk = word_dict.get_index("<unk>")
+            self._new = lambda: fl.LexiconDecoder(opts, trie, self._lm, self.space, self.blank, unk, [], False)
         else:
             self._lm = self._char_lm(Dictionary, config.lm) if config.lm else fl.ZeroLM()
             opts = fl.LexiconFreeDecoderOptions(
                 beam_size=config.beam_size, beam_size_token=beam_size_token, beam_threshold=config.beam_threshold,
                 lm_weight=lm_weight, sil_score=config.word_bonus, log_add=False,
                 criterion_type=fl.CriterionType.CTC)
-            self._decoder = fl.LexiconFreeDecoder(opts, self._lm, self.space, self.blank, [])
-        # self._lm stays referenced: the C++ decoder does not own it (pybind11 would free it)
+            self._new = lambda: fl.LexiconFreeDecoder(opts, self._lm, self.space, self.blank, [])
+        # self._lm (and the trie) stay referenced: the C++ decoders do not own them (pybind11 would free them)
+        self._idle = [self._new()]  # searches keep state in the decoder: one per concurrent call, LM shared
 
     def _kenlm(self, path: str, dictionary):
         if not Path(path).is_file():
@@ -233,8 +239,13 @@ class BeamDecoder:
         out = []
         for b in range(B):
             em, frame_of = self._compact(emissions[b, :int(lengths[b])])  # float32 (4 bytes), contiguous
-            with self._busy:
-                results = self._decoder.decode(em.data_ptr(), em.shape[0], em.shape[1])[:self.config.nbest]
+            with self._pool_lock:
+                decoder = self._idle.pop() if self._idle else self._new()
+            try:
+                results = decoder.decode(em.data_ptr(), em.shape[0], em.shape[1])[:self.config.nbest]
+            finally:
+                with self._pool_lock:
+                    self._idle.append(decoder)
             out.append(_dedupe([self._hypothesis(r, frame_of) for r in results]))
         return out
 

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from .errors import ConfigError
 from .decode import DecoderConfig
+from .ink import InkError
 from .metrics import char_edits, word_edits
 from .recognizer import Recognizer
 from .store import Store
@@ -69,13 +70,30 @@ def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None 
     hyps: dict[int, str] = {}
     t0 = time.perf_counter()
     bar = tqdm(total=len(order), desc="evaluate", unit=" lines", disable=not progress, delay=1.0)
+    failed: dict[int, str] = {}  # sample -> why it could not be read (too large, invalid): counted, not scored
     for s in range(0, len(order), batch_size):
         chunk = order[s:s + batch_size]
-        results = recognizer.recognize([samples[i].ink for i in chunk], decoder=cfg, spans=False)
+        try:
+            results = recognizer.recognize([samples[i].ink for i in chunk], decoder=cfg, spans=False)
+        except InkError:  # find the bad one(s): the rest of the batch still counts
+            results = []
+            for i in chunk:
+                try:
+                    results.append(recognizer.recognize(samples[i].ink, decoder=cfg, spans=False))
+                except InkError as e:
+                    results.append(None)
+                    failed[i] = str(e)
         for i, r in zip(chunk, results):
-            hyps[i] = r.text
+            if r is not None:
+                hyps[i] = r.text
         bar.update(len(chunk))
     bar.close()
+    if failed:
+        samples_all = samples
+        samples = [s for i, s in enumerate(samples_all) if i not in failed]
+        hyps = {k: hyps[i] for k, i in enumerate(i for i in range(len(samples_all)) if i not in failed)}
+        if not samples:
+            raise ConfigError(f"{data}: none of the {len(samples_all)} samples could be read ({next(iter(failed.values()))})")
     seconds = time.perf_counter() - t0
     rows = []
     c_edits = c_total = w_edits = w_total = 0
@@ -97,7 +115,9 @@ def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None 
                      "characters": len(ref), "cer": ce / max(len(ref), 1)})
     summary = {
         "cer": c_edits / max(c_total, 1), "wer": w_edits / max(w_total, 1),
-        "samples": len(samples), "unlabelled_skipped": unlabelled, "characters": c_total, "words": w_total,
+        "samples": len(samples), "unlabelled_skipped": unlabelled,
+        "unreadable": [{"id": samples_all[i].id, "error": e} for i, e in failed.items()] if failed else [],
+        "characters": c_total, "words": w_total,
         "char_edits": c_edits, "word_edits": w_edits,
         "data": os.fspath(data), "split": split, "model": recognizer.info.get("path"),
         "decoder": asdict(cfg), "seconds": seconds, "lines_per_second": len(samples) / max(seconds, 1e-9),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -12,25 +11,21 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import ConfigError
-from .ink import Ink, InkError
+from .ink import Ink, InkError, check_text
 from .store import Store
-
-
-# XML 1.0 cannot hold these (even escaped), and a parser turns \r into \n: such a label would not
-# read back as written, so it is refused rather than exported wrong
-_NOT_IN_XML = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
 def ink_to_inkml(ink: Ink, sample_id: str = "", writer: str = "") -> str:
     """InkML text for one ink; channels T and F are written only when the ink has them.
 
-    Raises InkError for a label, writer or id that XML cannot carry exactly (control characters).
+    Raises InkError for a label, writer or id that would not read back exactly (control
+    characters XML cannot hold, edge white space the reader strips).
     """
     for what, value in (("label", ink.text), ("writer", writer), ("id", sample_id)):
-        bad = _NOT_IN_XML.search(value or "")
-        if bad:
-            raise InkError(f"the {what} {value!r} holds U+{ord(bad.group()):04X}, which InkML (XML) cannot carry; "
-                           "fix it or export as jsonl")
+        check_text(value or "", f"the {what} {value!r} (InkML cannot carry it; fix it or export as jsonl)")
+        if value and value != value.strip():  # the InkML reader strips labels: it would not read back
+            raise InkError(f"the {what} {value!r} starts or ends with white space, which InkML does not keep; "
+                           "strip it or export as jsonl")
     pts = ink.points()
     has_t = len(pts) and not np.isnan(pts[:, 2]).any()
     has_f = len(pts) and not np.isnan(pts[:, 3]).any()

@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` all-or-nothing (a temporary file beside it, then a rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        publish(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:

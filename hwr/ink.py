@@ -225,23 +225,29 @@ class Ink:
     @classmethod
     def from_json(cls, s: str) -> Ink:
         """Parse canonical JSON text; `InkError` for anything that is not (NaN and nesting included)."""
-        try:
-            obj = json.loads(s, parse_constant=_no_json_constant)
-        except RecursionError:
-            raise InkError("not valid ink JSON: nested too deeply") from None
-        except ValueError as e:  # JSONDecodeError, NaN/Infinity, an integer of over 4,300 digits
-            raise InkError(f"not valid JSON: {e}") from None
-        return cls.from_json_dict(obj)
+        return cls.from_json_dict(loads_json(s))
 
 
-_BAD_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+def loads_json(text: str) -> Any:
+    """`json.loads` for untrusted text: `InkError` in one line for bad JSON, NaN/Infinity, huge
+    integers and nesting deep enough to exhaust the stack."""
+    try:
+        return json.loads(text, parse_constant=_no_json_constant)
+    except RecursionError:
+        raise InkError("JSON nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, NaN/Infinity, an integer of over 4,300 digits
+        raise InkError(f"unreadable JSON ({' '.join(str(e).split())[:100]})") from None
+
+
+_BAD_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def check_text(value: Any, what: str) -> str:
     """`value` if it is text a store and an InkML file can hold; else `InkError` naming `what`.
 
     Refused: non-strings, control characters other than tab and newline (a NUL cannot be
-    stored, and most cannot be written to XML) and lone surrogates (not encodable as UTF-8).
+    stored, and most cannot be written to XML; XML reads \r back as \n), U+FFFE/U+FFFF (not
+    XML characters) and lone surrogates (not encodable as UTF-8).
     """
     if not isinstance(value, str):
         raise InkError(f"{what} must be a string, not {type(value).__name__}")

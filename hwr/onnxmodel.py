@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import __version__
 from .decode import quiet_stderr
 from .fileutil import publish
 from .model import ModelConfig, Network
@@ -75,7 +76,10 @@ def graph_for(checkpoint: str | os.PathLike) -> Path:
     beside = checkpoint.with_suffix(".onnx")
     if matches(beside, checkpoint):
         return beside
-    path = cache_dir() / "onnx" / f"{checkpoint_digest(checkpoint)}.onnx"
+    # named by the weights and by what wrote the graph (hwr, torch, opset): a newer exporter or a
+    # changed forward pass gets a fresh graph, never an old one
+    tag = f"hwr{__version__}-torch{torch.__version__.split('+')[0]}-opset{OPSET}"
+    path = cache_dir() / "onnx" / f"{checkpoint_digest(checkpoint)}-{tag}.onnx"
     if not path.is_file():
         from .checkpoint import load_model
         path.parent.mkdir(parents=True, exist_ok=True)

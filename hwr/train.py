@@ -30,6 +30,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .errors import ConfigError, check_keys
+from .fileutil import write_atomic
 from . import checkpoint
 from .alphabet import Alphabet
 from .data import (Item, batch_features, collate, ctc_min_frames, load_split, make_batches, make_items,
@@ -79,6 +80,13 @@ class TrainConfig:
             raise ConfigError("device must be auto, cpu or cuda")
         if self.threads is not None and self.threads < 1:
             raise ConfigError("threads must be >= 1")
+        if self.seed < 0 or (self.max_minutes is not None and self.max_minutes <= 0):
+            raise ConfigError("seed must be >= 0 and max_minutes > 0")
+        if any(not w > 0 for w in self.data_weights):
+            raise ConfigError("every data weight must be > 0")
+        for name in ("model", "features", "augment"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"training config '{name}' must be an object of settings")
         for name, cls in (("model", ModelConfig), ("features", FeatureConfig), ("augment", AugmentConfig)):
             check_keys(cls, getattr(self, name), f"training config '{name}'")
 
@@ -133,9 +141,7 @@ def _trim_metrics(path: Path, step: int) -> None:
     if not path.exists():
         return
     keep = [r for r in read_metrics(path) if r.get("step", 0) <= step]
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:

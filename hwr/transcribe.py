@@ -9,6 +9,7 @@ line and the rest goes on. `shard=(i, n)` takes every n-th item, for n processes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -21,7 +22,8 @@ from tqdm import tqdm
 
 from .decode import DecoderConfig
 from .errors import HwrError
-from .ink import Ink, InkError
+from .fileutil import write_atomic
+from .ink import Ink, InkError, loads_json
 from .recognizer import Recognizer
 
 INK_SUFFIXES = (".h5", ".hdf5", ".inkml", ".json", ".jsonl", ".ndjson")
@@ -48,6 +50,7 @@ def iter_inputs(inputs: list[str]) -> Iterator[tuple[str, str, Ink | Exception]]
 def _file_items(p: Path, name: str) -> Iterator[tuple[str, str, Ink | Exception]]:
     """The inks of one file, with ids built from `name`."""
     from .importers.inkml import parse_inkml
+    from .importers.jsonink import decode
     from .store import Store, StoreError
 
     src, suffix = str(p), p.suffix.lower()
@@ -64,22 +67,24 @@ def _file_items(p: Path, name: str) -> Iterator[tuple[str, str, Ink | Exception]
             except Exception as e:  # malformed XML of any kind is this item's failure
                 yield name, src, InkError(f"unreadable InkML: {str(e)[:100]}")
         elif suffix in (".jsonl", ".ndjson"):
-            for k, line in enumerate(p.read_text(encoding="utf-8").splitlines()):
+            for k, line in enumerate(decode(p.read_bytes()).splitlines()):
                 if line.strip():
                     yield from _json_item(line, f"{name}#{k}", src)
         elif suffix == ".json":
-            yield from _json_item(p.read_text(encoding="utf-8"), name, src)
+            yield from _json_item(decode(p.read_bytes()), name, src)
         else:
             yield name, src, InkError(f"{src}: unknown input type (use .h5, .inkml, .json or .jsonl)")
     except StoreError as e:
         yield name, src, e
+    except UnicodeError as e:  # a JSON file in another encoding: this file's failure, not the run's
+        yield name, src, InkError(f"unreadable JSON ({e})")
 
 
 def _json_item(text: str, default_id: str, src: str):
     try:
-        obj = json.loads(text)
+        obj = loads_json(text)
         yield str(obj.get("id") or default_id) if isinstance(obj, dict) else default_id, src, Ink.from_json_dict(obj)
-    except (json.JSONDecodeError, InkError) as e:
+    except InkError as e:
         yield default_id, src, InkError(f"unreadable JSON ink: {str(e)[:100]}")
 
 
@@ -102,6 +107,13 @@ def transcribe(inputs: list[str], out: str | os.PathLike, recognizer: Recognizer
     if shard and shard[1] > 1:
         out = out.with_name(f"{out.stem}.shard{shard[0]}of{shard[1]}{out.suffix}")
     out.parent.mkdir(parents=True, exist_ok=True)
+    with _output_lock(out):
+        return _transcribe(inputs, out, recognizer, decoder, nbest, batch_size, shard, progress)
+
+
+@contextlib.contextmanager
+def _output_lock(out: Path):
+    """One writer per output file, across processes; a second one is refused at once."""
     lock = FileLock(f"{out}.lock")
     try:
         lock.acquire(timeout=0)
@@ -109,7 +121,7 @@ def transcribe(inputs: list[str], out: str | os.PathLike, recognizer: Recognizer
         raise OutputBusy(f"{out} is being written by another hwr transcribe; wait for it, or give each run its own "
                          "--out (--shard I/N splits one job)") from None
     try:
-        return _transcribe(inputs, out, recognizer, decoder, nbest, batch_size, shard, progress)
+        yield
     finally:
         lock.release()
 
@@ -197,18 +209,16 @@ def _transcribe(inputs, out: Path, recognizer, decoder, nbest, batch_size, shard
 
 def merge(parts: list[str], out: str | os.PathLike) -> int:
     """Concatenate shard files into `out`, dropping duplicate ids; returns the line count."""
-    seen, n = set(), 0
-    tmp = Path(f"{out}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for p in parts:
-            for line in Path(p).read_text(encoding="utf-8").splitlines():
-                try:
-                    id_ = json.loads(line)["id"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
-                if id_ not in seen:
-                    seen.add(id_)
-                    f.write(line + "\n")
-                    n += 1
-    os.replace(tmp, out)
-    return n
+    seen, rows = set(), []
+    for p in parts:
+        for line in Path(p).read_text(encoding="utf-8").splitlines():
+            try:
+                id_ = json.loads(line)["id"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+            if id_ not in seen:
+                seen.add(id_)
+                rows.append(line + "\n")
+    with _output_lock(Path(out)):  # a transcribe appending to `out` must not lose rows to the rename
+        write_atomic(out, "".join(rows))
+    return len(rows)

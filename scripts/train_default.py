@@ -30,12 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["import", "lm", "train", "tune", "evaluate", "export"]
 
 
-def hwr(*args: str) -> str:
+def hwr(*args: str, ok: tuple[int, ...] = (0,)) -> str:
     cmd = [sys.executable, "-m", "hwr.cli", *map(str, args)]
     print("$ hwr " + " ".join(map(str, args)), flush=True)
-    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
-    print(out, end="", flush=True)
-    return out
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    print(r.stdout, end="", flush=True)
+    if r.returncode not in ok:
+        raise subprocess.CalledProcessError(r.returncode, cmd, r.stdout)
+    return r.stdout
 
 
 def main() -> None:
@@ -60,9 +62,11 @@ def main() -> None:
     if "import" in stages:
         if not iam.exists():
             hwr("data", "import", "iam-ondb", shared / "iam-ondb" / "lineStrokes-all.tar.gz",
-                shared / "iam-ondb" / "ascii-all.tar.gz", "--splits", shared / "iam-ondb" / "splits", "--out", iam)
+                shared / "iam-ondb" / "ascii-all.tar.gz", "--splits", shared / "iam-ondb" / "splits", "--out", iam,
+                ok=(0, 1))  # 1: some files were reported (the copy has known gaps) and the rest imported
         if not unipen.exists():
-            hwr("data", "import", "unipen", shared / "unipen" / "unipen-train_r01_v07.tar.xz", "--out", unipen)
+            hwr("data", "import", "unipen", shared / "unipen" / "unipen-train_r01_v07.tar.xz", "--out", unipen,
+                ok=(0, 1))
 
     if "train" in stages:
         if (run / "last.pt").exists():

@@ -24,6 +24,12 @@ if os.environ.get("HWR_SHARED_DATA"):
 GLYPH_WIDTH = 60.0
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory):
+    """ONNX graphs exported on first use go to a cache of the test session's own, not the user's."""
+    os.environ.setdefault("HWR_CACHE_DIR", str(tmp_path_factory.mktemp("hwr-cache")))
+
+
 def glyph(ch: str) -> list[np.ndarray]:
     """A fixed, character-specific set of strokes in a 50 x 100 box (y down)."""
     rng = np.random.default_rng(zlib.crc32(ch.encode()))

@@ -261,7 +261,7 @@ def test_inkml_export_refuses_labels_xml_cannot_carry(tmp_path):
     with StoreWriter(store) as w:
         w.add([Sample(Ink(good.strokes, "a & <b>"), id="good"), Sample(Ink(bad.strokes, "tab\x01bell"), id="bad")])
     n, refused = export_store(store, "inkml", tmp_path / "out")
-    assert n == 1 and len(refused) == 1 and "U+0001" in refused[0]
+    assert n == 1 and len(refused) == 1 and "U+0001" in refused[0] and "jsonl" in refused[0]
     (f,) = (tmp_path / "out").iterdir()
     assert parse_inkml(f.read_bytes())[0][0].text == "a & <b>"  # what is exported reads back exactly
     r = hwr("data", "export", store, "--format", "inkml", "--out", tmp_path / "out2")
@@ -277,3 +277,114 @@ def test_exporting_a_model_folder_onto_itself_keeps_its_decoder_settings(tiny_mo
     assert r.returncode == 0, r.stderr
     d = json.loads((folder / "decoder.json").read_text())
     assert d["lm_weight"] == 0.42 and d["beam_size"] == 7 and d["kind"] == "beam"
+
+
+def test_more_settings_are_one_line(tiny_data, tiny_model, tmp_path):
+    ink = tmp_path / "x.json"
+    ink.write_text(synthetic_line("ab")[0].to_json())
+    for shard in ("1of2", "1/2/3", "3/2"):
+        r = hwr("transcribe", ink, "--out", tmp_path / "o.jsonl", "--model", tiny_model, "--shard", shard)
+        assert r.returncode == 2 and "--shard" in r.stderr and "Traceback" not in r.stderr
+    r = hwr("train", "--data", tiny_data, "--out", tmp_path / "r", "--seed", "-1")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    one_line_error(hwr("train", "--data", tiny_data, "--out", tmp_path / "r", "--max-minutes", "-1"), "max_minutes")
+    bad = tmp_path / "c.json"
+    bad.write_text(json.dumps({"model": 5}))
+    one_line_error(hwr("train", "--data", tiny_data, "--out", tmp_path / "r", "--config", bad), "model")
+    bad.write_text(json.dumps({"epochs": "ten"}))
+    one_line_error(hwr("train", "--data", tiny_data, "--out", tmp_path / "r", "--config", bad), "wrong type")
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "best.pt").write_bytes(tiny_model.read_bytes())
+    (model / "decoder.json").write_text(json.dumps({"kind": "beam", "beam_size": "32"}))
+    one_line_error(hwr("transcribe", ink, "--out", tmp_path / "o.jsonl", "--model", model), "wrong type")
+
+
+def test_one_bad_json_file_does_not_stop_a_transcription(tiny_model, tmp_path):
+    write_json_inks(tmp_path / "in", ["a.json", "c.json"])
+    (tmp_path / "in" / "b.json").write_bytes(synthetic_line("ab")[0].to_json().encode("utf-16-be"))  # no BOM
+    (tmp_path / "in" / "d.json").write_text("[" * 100_000)
+    out = tmp_path / "o.jsonl"
+    r = hwr("transcribe", tmp_path / "in", "--out", out, "--model", tiny_model)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "b.json" in r.stderr and "d.json" in r.stderr
+    assert sorted(json.loads(x)["id"] for x in out.read_text().splitlines()) == ["a.json", "c.json"]
+
+
+def test_merge_waits_for_no_one_and_loses_nothing(tiny_model, tmp_path):
+    import pytest
+
+    from hwr.transcribe import merge
+    (tmp_path / "a.jsonl").write_text(json.dumps({"id": "x", "text": "1"}) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps({"id": "x", "text": "2"}) + "\n" + json.dumps({"id": "y"}) + "\n")
+    out = tmp_path / "m.jsonl"
+    with FileLock(f"{out}.lock"), pytest.raises(OutputBusy):  # a transcribe is appending to it
+        merge([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")], out)
+    assert merge([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")], out) == 2
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["x", "y"]
+
+
+def test_evaluation_counts_an_unreadable_sample_instead_of_stopping(tiny_model, tmp_path):
+    import numpy as np
+
+    from hwr.evaluate import evaluate
+    from hwr.features import MAX_POINTS
+    from hwr.ink import Stroke
+    from hwr.recognizer import Recognizer
+    store = tmp_path / "e.h5"
+    huge = Ink([Stroke(np.random.default_rng(0).uniform(0, 100, (MAX_POINTS + 5, 2)))], "ab")
+    with StoreWriter(store) as w:
+        w.add([Sample(synthetic_line("ab", seed=1)[0], id="ok1"), Sample(huge, id="huge"),
+               Sample(synthetic_line("ba", seed=2)[0], id="ok2")])
+    s = evaluate(store, Recognizer.load(tiny_model), progress=False)
+    assert s["samples"] == 2 and [u["id"] for u in s["unreadable"]] == ["huge"]
+
+
+def test_a_damaged_archive_and_a_bad_file_give_one_line_and_a_status(tmp_path):
+    bad = tmp_path / "u.tar.xz"
+    bad.write_bytes(b"\xfd7zXZ\x00\x00 this is not really an archive" * 10)
+    r = hwr("data", "import", "unipen", bad, "--out", tmp_path / "u.h5")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    write_json_inks(tmp_path / "in", ["a.json"])
+    (tmp_path / "in" / "b.json").write_text("{broken")
+    r = hwr("data", "import", "json", tmp_path / "in", "--out", tmp_path / "j.h5")
+    assert r.returncode == 1 and "b.json" in r.stdout + r.stderr
+    with Store(tmp_path / "j.h5") as s:
+        assert len(s) == 1
+
+
+def test_inkml_export_refuses_edge_white_space(tmp_path):
+    import pytest
+
+    from hwr.exporters import ink_to_inkml
+    from hwr.ink import InkError
+    with pytest.raises(InkError, match="white space"):
+        ink_to_inkml(Ink(synthetic_line("ab")[0].strokes, " ab "))
+
+
+def test_concurrent_beam_searches_do_not_wait_for_each_other():
+    """The beam decoder lends each concurrent call its own search (the LM is shared)."""
+    import threading
+    import time
+
+    import torch
+
+    from hwr.alphabet import Alphabet
+    from hwr.decode import BeamDecoder, DecoderConfig
+    dec = BeamDecoder(Alphabet(list("abc ")), DecoderConfig(kind="beam", beam_size=4))
+    fast = dec._idle.pop()
+
+    class Slow:  # a search that takes long (a long line)
+        def decode(self, *args):
+            time.sleep(2.0)
+            return fast.decode(*args)
+    dec._idle.append(Slow())
+    lp = torch.randn(20, 1, 5).log_softmax(-1)
+    done = {}
+    t = threading.Thread(target=lambda: (dec(lp, torch.tensor([20])), done.setdefault("slow", time.monotonic())))
+    t.start()
+    time.sleep(0.2)
+    assert dec(lp, torch.tensor([20]))[0][0].text is not None
+    done["fast"] = time.monotonic()
+    t.join()
+    assert done["fast"] < done["slow"]

@@ -33,6 +33,7 @@ class Report:
     skipped: collections.Counter = field(default_factory=collections.Counter)
     splits: collections.Counter = field(default_factory=collections.Counter)
     notes: list[str] = field(default_factory=list)
+    failed_files: int = 0  # input files with a problem (named in the notes or skip reasons): exit status 1
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] += n
@@ -62,6 +63,7 @@ class FileNotes:
         key = (where, reason)
         if key not in self.count:
             self.files[reason] += 1
+            self.report.failed_files += 1
             self.detail[key] = detail
             if self.files[reason] <= self.cap:
                 self.line[key] = len(self.report.notes)

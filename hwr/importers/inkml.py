@@ -125,6 +125,7 @@ def report_problems(report: Report, name: str, problems: list[str]) -> None:
     """One report line for a file whose inks or lines were skipped, counting all of them."""
     more = f" (and {len(problems) - 1} more from this file)" if len(problems) > 1 else ""
     report.skip(one_line(problems[0], 200) + more, len(problems))
+    report.failed_files += 1
 
 
 class IdRegistry:

@@ -11,14 +11,13 @@ report line per file); the rest still imports.
 from __future__ import annotations
 
 import codecs
-import json
 from collections.abc import Iterator
 from typing import Any
 
-from ..ink import Ink, InkError, check_text
+from ..ink import Ink, InkError, check_text, loads_json
 from ..store import Sample
 from . import Report
-from .inkml import IdRegistry, file_reason, input_files, one_line, report_problems
+from .inkml import IdRegistry, file_reason, input_files, report_problems
 
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -77,24 +76,11 @@ def decode(data: bytes) -> str:
 
 def _sample(text: str, default_id: str, repair_time: str | None) -> Sample:
     """One JSON text -> a validated sample; `InkError` with a one-line reason for anything bad."""
-    obj = _loads(text)
+    obj = loads_json(text)
     ink = Ink.from_json_dict(obj)
     meta = {k: _meta(obj.get(k), k) for k in ("id", "writer", "split")}
     ink.validate(repair_time)
     return Sample(ink, id=meta["id"] or default_id, writer=meta["writer"], split=meta["split"], source="json")
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise InkError("JSON nested too deeply") from None
-    except ValueError as e:  # JSONDecodeError, NaN/Infinity, an integer of over 4,300 digits
-        raise InkError(f"unreadable JSON ({one_line(str(e), 100)})") from None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _meta(value: Any, key: str) -> str:

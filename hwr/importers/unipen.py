@@ -54,8 +54,12 @@ def read(sources: list[str], report: Report, levels=None, repair_time: str | Non
             if p.is_file() and tarfile.is_tarfile(p):
                 tmp = tmp or tempfile.mkdtemp(prefix="hwr-unipen-")
                 dest = Path(tmp) / p.name
-                with tarfile.open(p) as tar:
-                    tar.extractall(dest, filter="data")
+                try:
+                    with tarfile.open(p) as tar:
+                        tar.extractall(dest, filter="data")  # the data filter refuses ../ and links out
+                except (tarfile.TarError, OSError) as e:
+                    raise DataImportError(f"{p}: a damaged or unsafe archive ({type(e).__name__}: "
+                                          f"{' '.join(str(e).split())[:120]})") from None
                 roots.append(_find_root(dest))
             elif p.is_dir():
                 roots.append(_find_root(p))
