@@ -161,7 +161,9 @@ def tune_lm(data: str | os.PathLike, recognizer: Recognizer, lm: str, split: str
     best = None
     for w in weights:
         for b in bonuses:
-            cfg = DecoderConfig(kind="beam", beam_size=beam_size, lm=lm, lm_weight=w, word_bonus=b)
+            # the model's own search settings (pruning included), with this LM, weight and bonus
+            cfg = replace(recognizer.decoder_config, kind="beam", beam_size=beam_size, lm=lm, lm_weight=w,
+                          word_bonus=b)
             s = evaluate(data, recognizer, split, cfg, limit=limit, progress=False)
             results.append({"lm_weight": w, "word_bonus": b, "cer": s["cer"], "wer": s["wer"]})
             if progress:

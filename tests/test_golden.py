@@ -33,6 +33,8 @@ def test_golden_transcriptions(shipped, case):
     assert shipped.recognize(ink, spans=False).text == case["beam"]
 
 
-def test_most_golden_words_are_read_right():
-    good = sum(c["beam"] == c["ink"]["text"] for c in cases())
-    assert good >= len(cases()) // 2
+def test_most_golden_words_are_read_right(shipped):
+    """The shipped model itself (not the fixture's record of it) reads most words exactly."""
+    inks = [Ink.from_json_dict(c["ink"]) for c in cases()]
+    good = sum(r.text == ink.text for r, ink in zip(shipped.recognize(inks, spans=False), inks))
+    assert good >= len(inks) // 2
