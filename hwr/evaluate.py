@@ -15,6 +15,7 @@ from dataclasses import asdict, replace
 from tqdm import tqdm
 
 from .errors import ConfigError
+from .fileutil import write_atomic
 from .decode import DecoderConfig
 from .ink import InkError
 from .metrics import char_edits, word_edits
@@ -128,11 +129,7 @@ def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None 
     if per_writer:
         summary["cer_per_writer"] = {w: e / max(n, 1) for w, (e, n) in sorted(per_writer.items())}
     if report:
-        tmp = f"{report}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, report)
+        write_atomic(report, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return summary
 
 
