@@ -335,17 +335,25 @@ class Trainer:
         self.scaler.update()
         return loss.item(), float(norm), int(lengths.sum())
 
+    def _val_batches(self, items: list) -> list:
+        """Validation batches with their features, computed once per run (they never change:
+        no augmentation), sorted by length."""
+        if getattr(self, "_val_cache", None) is None:
+            order = sorted(range(len(items)), key=lambda i: items[i].length)
+            self._val_cache = []
+            for s in range(0, len(order), 64):
+                batch = [items[i] for i in order[s:s + 64]]
+                feats = batch_features(batch, self.fcfg, None, 0, 0, range(len(batch)))
+                self._val_cache.append((batch, collate(feats, [it.labels for it in batch])))
+        return self._val_cache
+
     @torch.no_grad()
     def validate(self) -> tuple[float, float]:
         """(greedy CER, mean CTC loss) on this rank's share of the validation lines, summed over ranks."""
         self.model.eval()
         items = self.val_items[self.dist.rank::self.dist.world]
         edits = chars = loss_sum = 0.0
-        order = sorted(range(len(items)), key=lambda i: items[i].length)
-        for s in range(0, len(order), 64):
-            batch = [items[i] for i in order[s:s + 64]]
-            feats = batch_features(batch, self.fcfg, None, 0, 0, range(len(batch)))
-            x, lengths, targets, target_lengths = collate(feats, [it.labels for it in batch])
+        for batch, (x, lengths, targets, target_lengths) in self._val_batches(items):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                 log_probs, out_lengths = self.model(x.to(self.device), lengths.to(self.device))
             loss_sum += float(self.ctc(log_probs.float(), targets.to(self.device), out_lengths,
@@ -380,7 +388,9 @@ class Trainer:
             batches = self.batches_for(epoch)
             bar = tqdm(total=len(batches), initial=start_batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                        disable=not self.progress, unit="batch", dynamic_ncols=True, leave=False)
-            win_loss, win_norm, win_lines, win_frames, win_t = 0.0, 0.0, 0, 0, time.time()
+            # the log window: sums since the last row, averaged over the steps really in it (an epoch or a
+            # resume starts a new window that is shorter than log_every)
+            win_loss, win_norm, win_steps, win_lines, win_frames, win_t = 0.0, 0.0, 0, 0, 0, time.time()
             for bi in range(start_batch, len(batches)):
                 idx = batches[bi]
                 items = [self.train_items[i] for i in idx]
@@ -388,13 +398,14 @@ class Trainer:
                 step += 1
                 win_loss += loss
                 win_norm += norm
+                win_steps += 1
                 win_lines += len(items) * self.dist.world
                 win_frames += frames * self.dist.world
                 bar.update(1)
                 if step % cfg.log_every == 0:
                     dt = time.time() - win_t
-                    row = {"kind": "train", "epoch": epoch + 1, "step": step, "loss": win_loss / cfg.log_every,
-                           "grad_norm": win_norm / cfg.log_every, "lr": lr_at(step, steps_per_epoch, cfg),
+                    row = {"kind": "train", "epoch": epoch + 1, "step": step, "loss": win_loss / win_steps,
+                           "grad_norm": win_norm / win_steps, "lr": lr_at(step, steps_per_epoch, cfg),
                            "lines_per_s": win_lines / dt, "frames_per_s": win_frames / dt,
                            "elapsed_min": (time.time() - t_start) / 60}
                     bar.set_postfix(loss=f"{row['loss']:.3f}", gnorm=f"{row['grad_norm']:.2f}",
@@ -403,7 +414,7 @@ class Trainer:
                         metrics.write(json.dumps(row) + "\n")
                         metrics.flush()
                     win_loss = win_norm = 0.0
-                    win_lines = win_frames = 0
+                    win_steps = win_lines = win_frames = 0
                     win_t = time.time()
                 if time.time() - last_ckpt > cfg.checkpoint_minutes * 60 and bi + 1 < len(batches):
                     self.save("last.pt", **self.state(epoch, bi + 1, step, best, bad_epochs, history))

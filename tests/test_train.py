@@ -261,3 +261,13 @@ def test_ddp_two_cpu_processes_agree(tiny_data, tmp_path):
     assert (tmp_path / "rank0.ok").exists() and (tmp_path / "rank1.ok").exists()
     # each rank takes half of the batches
     assert (tmp_path / "rank0.ok").read_text() == (tmp_path / "rank1.ok").read_text()
+
+
+def test_logged_loss_is_the_mean_over_the_steps_in_its_window(tiny_data, tmp_path, monkeypatch):
+    """Windows cut short by an epoch boundary are averaged over their own steps (not log_every)."""
+    from hwr import train as T
+    monkeypatch.setattr(T.Trainer, "train_step", lambda self, items, *a: (1.0, 2.0, 10))
+    cfg = tiny_train_config(tiny_data, 3, log_every=10)  # 200 lines / 16 = 13 steps an epoch: windows of 3-10 steps
+    train(cfg, tmp_path / "run", progress=False)
+    rows = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"]
+    assert len(rows) >= 3 and all(r["loss"] == 1.0 and r["grad_norm"] == 2.0 for r in rows)
