@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from . import __version__
 from .alphabet import Alphabet
 from .errors import HwrError
 from .features import FEATURE_VERSION, FeatureConfig
-from .fileutil import publish
+from .fileutil import atomic_path
 from .model import ModelConfig, Network
 
 FORMAT_NAME = "hwr-checkpoint"
@@ -56,16 +55,8 @@ def save(path: str | os.PathLike, model: Network, alphabet: Alphabet, feature_co
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)  # through a file object: the archive's inner name does not depend on the temp name
 
 
 def load_state(path: str | os.PathLike, any_features: bool = False) -> dict:
@@ -127,10 +118,7 @@ def export_model(src: str | os.PathLike, dst: str | os.PathLike, **extra: Any) -
     state = load_state(src)
     slim = {k: v for k, v in state.items() if k not in TRAINING_ONLY}
     slim.update(extra)
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_suffix(".tmp")
-    torch.save(slim, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp, open(tmp, "wb") as fh:
+        torch.save(slim, fh)  # same bytes for the same weights, whatever the temp name
     load_model(dst)  # it must load
     return slim

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import ConfigError
+from .fileutil import atomic_path
 from .ink import Ink, InkError, check_text
 from .store import Store
 
@@ -67,14 +68,12 @@ def export_store(path: str | os.PathLike, fmt: str, out: str | os.PathLike) -> t
         elif fmt == "jsonl":
             target = out / (Path(path).stem + ".jsonl") if out.is_dir() or not out.suffix else out
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".jsonl.tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
+            with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as f:
                 for i in tqdm(range(len(store)), desc="export", delay=1.0):
                     s = store[i]
                     obj = s.ink.to_json_dict()
                     obj.update(id=s.id, writer=s.writer, split=s.split)
                     f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-            os.replace(tmp, target)
         else:
             raise ConfigError(f"unknown export format {fmt!r}; use inkml or jsonl")
         return len(store) - len(refused), refused

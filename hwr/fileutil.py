@@ -1,22 +1,37 @@
-"""All-or-nothing file writes: write a temporary file beside the target, then rename it."""
+"""All-or-nothing file writes: write a temporary file beside the target, then rename it.
+
+Every file hwr writes goes through `atomic_path` (or `write_atomic` for text): a crash, a kill or
+an exception mid-write leaves the previous file exactly as it was and no temporary file behind
+(when Python still runs). The HDF5 store writer adds an inter-process lock on top (hwr.store).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` all-or-nothing (a temporary file beside it, then a rename)."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed onto `path` when the block succeeds."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        yield Path(tmp)
         publish(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` (UTF-8) to `path` all-or-nothing."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, HwrError, InputError
+from .fileutil import atomic_path
 from tqdm import tqdm
 
 SPACE_WORD = "<sp>"  # the space character's name in ARPA files and in the decoder's token list
@@ -193,8 +194,7 @@ class ArpaLM:
         for g in self.prob:
             by_order[len(g)].append(g)
         path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with _open(tmp, "w", gz=path.suffix == ".gz") as f:
+        with atomic_path(path) as tmp, _open(tmp, "w", gz=path.suffix == ".gz") as f:
             f.write("\\data\\\n")
             for k in range(1, self.order + 1):
                 f.write(f"ngram {k}={len(by_order[k])}\n")
@@ -209,7 +209,6 @@ class ArpaLM:
                     else:
                         f.write(f"{lp:.6f}\t{words}\n")
             f.write("\n\\end\\\n")
-        os.replace(tmp, path)
 
     @classmethod
     def read_arpa(cls, path: str | os.PathLike) -> ArpaLM:

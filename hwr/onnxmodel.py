@@ -16,7 +16,6 @@ import copy
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 
 from . import __version__
 from .decode import quiet_stderr
-from .fileutil import publish
+from .fileutil import atomic_path, write_atomic
 from .model import ModelConfig, Network
 
 OPSET = 17
@@ -53,8 +52,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, graph: str | os.PathLike) -
     """The network of `checkpoint` as an ONNX graph, stamped with the checkpoint's digest."""
     from .checkpoint import load_model
     export_onnx(load_model(checkpoint)[0], graph)
-    stamp_path(graph).write_text(json.dumps({"checkpoint": Path(checkpoint).name,
-                                             "checkpoint_sha256": checkpoint_digest(checkpoint)}) + "\n")
+    write_atomic(stamp_path(graph), json.dumps({"checkpoint": Path(checkpoint).name,
+                                                "checkpoint_sha256": checkpoint_digest(checkpoint)}) + "\n")
     return Path(graph)
 
 
@@ -92,22 +91,16 @@ def export_onnx(model: Network, path: str | os.PathLike) -> Path:
     net = copy.deepcopy(model).cpu().eval()
     x = torch.zeros(2, 64, net.config.input_size)
     lengths = torch.tensor([64, 40])
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         # the TorchScript exporter warns about its own future and, from C++, about shape inference
         # of the packed LSTM (which onnxruntime handles: tests/test_onnx.py compares the log-probs)
         with warnings.catch_warnings(), quiet_stderr():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                net, (x, lengths), tmp, dynamo=False, opset_version=OPSET,
+                net, (x, lengths), str(tmp), dynamo=False, opset_version=OPSET,
                 input_names=["features", "lengths"], output_names=["log_probs", "frames"],
                 dynamic_axes={"features": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
                               "log_probs": {0: "frames", 1: "batch"}, "frames": {0: "batch"}})
-        publish(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 

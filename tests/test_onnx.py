@@ -72,7 +72,7 @@ def test_a_graph_of_exactly_this_checkpoint_is_used(tmp_path, exported, monkeypa
     monkeypatch.setenv("HWR_CACHE_DIR", str(tmp_path / "cache"))
     model = tmp_path / "model"
     model.mkdir()
-    shutil.copy(DEFAULT_MODEL / "model.pt", model / "model.pt")
+    shutil.copy(exported / "model.pt", model / "model.pt")  # the checkpoint the stamped graph was made from
     rec = Recognizer.load(model)  # no graph beside it: exported once into the cache
     assert rec.info["backend"] == "onnx" and rec.info["onnx_graph"].startswith(str(tmp_path / "cache"))
     assert Recognizer.load(model, backend="torch").info["backend"] == "torch"
