@@ -352,8 +352,8 @@ def _add_decoder_args(p) -> None:
     p.add_argument("--threads", type=count(1, 512), help="CPU threads for PyTorch")
     p.add_argument("--batch-size", type=count(1, 4096), default=32)
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
-                   help="run the network with PyTorch or onnxruntime; auto: onnxruntime on the CPU when a "
-                        "model.onnx exported from this very checkpoint lies beside it (faster, same results)")
+                   help="run the network with PyTorch or onnxruntime; auto: onnxruntime on the CPU (same "
+                        "results, faster), from a graph of this checkpoint exported once into ~/.cache/hwr")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwr", description="Online handwriting recognition: ink in, text out.")

@@ -6,8 +6,9 @@
 
 One Recognizer serves many threads at once (the Streamlit app shares one across sessions): the
 network's forward pass is stateless in eval mode (PyTorch) and onnxruntime sessions are
-thread-safe, and only the beam search serialises its own calls. No global lock: one person's
-long upload does not make everyone else wait, and `features.check_size` bounds the work per line.
+thread-safe, and the beam search lends each concurrent call its own search state. No global
+lock: one person's long upload does not make everyone else wait, and `features.check_size`
+bounds the work per line.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ConfigError
 from . import checkpoint
 from .align import CharSpan, char_spans, forced_frames
 from .data import collate
 from .decode import BackendError, Decoder, DecoderConfig, Hypothesis
+from .errors import ConfigError
 from .features import Features, check_size, ink_features
 from .ink import Ink
 

@@ -2,8 +2,8 @@
 
 Resumable: ids already in the output file are skipped, and each result line is flushed as
 it is written, so an interrupted run loses nothing it wrote (a line cut mid-write is dropped
-and redone). One run at a time writes an output (a lock file beside it); ids are unique. Bad inputs are reported one per
-line and the rest goes on. `shard=(i, n)` takes every n-th item, for n processes or machines
+and redone). One run at a time writes an output (a lock file beside it); ids are unique.
+Bad inputs are reported one per line and the rest goes on. `shard=(i, n)` takes every n-th item, for n processes or machines
 (under torchrun the rank and world size are used); `merge` joins their files.
 """
 
@@ -136,13 +136,15 @@ def _done_ids(out: Path) -> set[str]:
         with open(out, "r+b") as f:
             f.truncate(keep)
         data = data[:keep]
-    done = set()
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        try:
-            done.add(json.loads(line)["id"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    return done
+    return {i for i in map(_row_id, data.decode("utf-8", errors="replace").splitlines()) if i is not None}
+
+
+def _row_id(line: str) -> str | None:
+    """The id of one result line, None for a line that is not a result (cut, foreign)."""
+    try:
+        return json.loads(line)["id"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
 
 
 def _transcribe(inputs, out: Path, recognizer, decoder, nbest, batch_size, shard, progress) -> dict:
@@ -212,11 +214,8 @@ def merge(parts: list[str], out: str | os.PathLike) -> int:
     seen, rows = set(), []
     for p in parts:
         for line in Path(p).read_text(encoding="utf-8").splitlines():
-            try:
-                id_ = json.loads(line)["id"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-            if id_ not in seen:
+            id_ = _row_id(line)
+            if id_ is not None and id_ not in seen:
                 seen.add(id_)
                 rows.append(line + "\n")
     with _output_lock(Path(out)):  # a transcribe appending to `out` must not lose rows to the rename
