@@ -80,6 +80,11 @@ def cmd_data_import(a) -> int:
         opts["groups"] = True
     if a.repair_time:
         opts["repair_time"] = a.repair_time
+    if a.pages:
+        if a.format != "iam-ondb":
+            raise UserError(f"--pages works with iam-ondb only (its line files share one page's frame and clock); "
+                            f"drop it for {a.format}")
+        opts["pages"] = True
     report = import_to_store(a.format, a.src, a.out, split=a.split, **opts)
     print("\n".join(report.lines()))
     print(f"wrote {a.out}")
@@ -225,7 +230,7 @@ def cmd_evaluate(a) -> int:
     from .evaluate import evaluate, format_summary
     rec = _recognizer(a)
     summary = evaluate(a.data, rec, split=a.split, report=a.report, limit=a.limit, batch_size=a.batch_size,
-                       progress=not a.json)
+                       progress=not a.json, layout=a.layout)
     if a.json:
         print(json.dumps(summary, ensure_ascii=False))
     else:
@@ -253,7 +258,8 @@ def cmd_transcribe(a) -> int:
         print(f"merged {n:,} results into {a.out}")
         return 0
     rec = _recognizer(a)
-    counts = transcribe(a.inputs, a.out, rec, nbest=a.nbest, shard=a.shard, batch_size=a.batch_size)
+    counts = transcribe(a.inputs, a.out, rec, nbest=a.nbest, shard=a.shard, batch_size=a.batch_size,
+                        layout=a.layout)
     print(json.dumps(counts))
     return 1 if counts["failed"] else 0
 
@@ -371,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--level", action="append", choices=["WORD", "TEXT", "CHARACTER"],
                      help="UNIPEN: segment levels to import (default WORD and TEXT); repeat the option")
     imp.add_argument("--groups", action="store_true", help="InkML: one sample per innermost labelled traceGroup")
+    imp.add_argument("--pages", action="store_true",
+                     help="IAM-OnDB: one sample per form (its lines' strokes in time order, the label's lines "
+                          "joined by a newline, each stroke's line kept); forms missing a line are left out")
     imp.add_argument("--repair-time", choices=["sort", "clamp"],
                      help="fix inks whose time runs backwards instead of skipping them")
     imp.set_defaults(func=cmd_data_import)
@@ -427,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--report", type=out_file, help="write per-sample rows (JSON Lines) here")
     ev.add_argument("--limit", type=count(1), help="only the first N samples of the split")
+    ev.add_argument("--layout", choices=["auto", "page", "line"], default="auto",
+                    help="page: cut each ink into lines; line: read it as one line; auto (default): page for "
+                         "a store of pages (labels with newlines), line otherwise")
     _add_decoder_args(ev)
     ev.set_defaults(func=cmd_evaluate)
 
@@ -446,6 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--nbest", type=count(1, 100), default=5)
     tc.add_argument("--shard", type=shard_spec, help="I/N: process every N-th ink starting at I (for N workers)")
     tc.add_argument("--merge", action="store_true", help="merge shard result files (inputs) into --out")
+    tc.add_argument("--layout", choices=["page", "line"], default="page",
+                    help="page (default): cut each ink into lines, rows get a `lines` list and text with "
+                         "newlines; line: read each ink as one line")
     _add_decoder_args(tc)
     tc.set_defaults(func=cmd_transcribe)
 

@@ -224,7 +224,9 @@ class BeamDecoder:
         words = Path(words_path).read_text(encoding="utf-8").split()
         return [w for w in dict.fromkeys(words) if all(c in self.alphabet.index and c != " " for c in w)]
 
-    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor,
+                 contexts: list[str] | None = None) -> list[list[Hypothesis]]:
+        """n-best lists per sample; `contexts[b]`, the text written before sample b, primes the LM."""
         if log_probs.shape[-1] != len(self.alphabet) + 1:
             raise ValueError(f"log-probs have {log_probs.shape[-1]} classes but the alphabet has "
                              f"{len(self.alphabet)} characters + blank: model and decoder do not match")
@@ -239,6 +241,9 @@ class BeamDecoder:
         out = []
         for b in range(B):
             em, frame_of = self._compact(emissions[b, :int(lengths[b])])  # float32 (4 bytes), contiguous
+            prefix = self._prefix(contexts[b]) if contexts and contexts[b] else []
+            if prefix:
+                em, frame_of = self._primed(em, frame_of, prefix)
             with self._pool_lock:
                 decoder = self._idle.pop() if self._idle else self._new()
             try:
@@ -246,8 +251,49 @@ class BeamDecoder:
             finally:
                 with self._pool_lock:
                     self._idle.append(decoder)
-            out.append(_dedupe([self._hypothesis(r, frame_of) for r in results]))
+            out.append(_dedupe([self._hypothesis(r, frame_of, prefix) for r in results]))
         return out
+
+    # ------------------------------------------------------------- LM pre-context
+    CONTEXT_CHARS = 24  # more than a character n-gram LM can look back (a 6-gram sees 5)
+
+    def _prefix(self, context: str) -> list[int]:
+        """Token ids of the end of `context` plus a separating space; characters the model cannot
+        write read as spaces (a newline is one: the line before ends a word)."""
+        text = " ".join("".join(c if c in self.alphabet.index and c != " " else " " for c in context).split())
+        if not text or not self.config.lm:
+            return []
+        text = text[-self.CONTEXT_CHARS:].lstrip(" ")  # the search opens with silence anyway
+        return [self.space if c == " " else self.tokens.index(c) for c in text] + [self.space]
+
+    def _primed(self, em: torch.Tensor, frame_of: np.ndarray, prefix: list[int]):
+        """Emissions with frames that spell `prefix` with certainty put in front.
+
+        flashlight's decoders always start from the LM's start state and take no initial
+        state, so the context is read as if it were ink: its frames give one token
+        log-probability 0 and the rest a score beyond the beam threshold, so the search
+        follows exactly one path through them, moving the LM into the state the context
+        leaves it in. A blank frame separates repeated tokens and ends the prefix.
+        """
+        rows = []
+        for i, tok in enumerate(prefix):
+            if i and tok == prefix[i - 1]:
+                rows.append(self.blank)
+            rows.append(tok)
+        rows.append(self.blank)
+        head = torch.full((len(rows), em.shape[1]), -1e4, dtype=torch.float32)
+        head[torch.arange(len(rows)), torch.tensor(rows)] = 0.0
+        return torch.cat([head, em]).contiguous(), np.concatenate([np.full(len(rows), -1), frame_of])
+
+    def _prefix_score(self, prefix: list[int]) -> tuple[float, float]:
+        """(weighted total, LM) score the decoder gives the prefix itself: subtracted, so that
+        scores with a context compare with scores without one."""
+        state, lm = self._lm.start(False), 0.0
+        for tok in prefix:
+            state, s = self._lm.score(state, tok)
+            lm += s
+        spaces = sum(1 for t in prefix if t == self.space)
+        return self.config.lm_weight * lm + self.config.word_bonus * spaces, lm
 
     def _compact(self, em: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         """(T, C) emissions with each run of blank-dominated frames cut to its first frame, and the
@@ -264,7 +310,7 @@ class BeamDecoder:
         frame_of = np.nonzero(keep)[0]
         return em[torch.from_numpy(frame_of)].contiguous(), frame_of
 
-    def _hypothesis(self, r, frame_of: np.ndarray) -> Hypothesis:
+    def _hypothesis(self, r, frame_of: np.ndarray, prefix: list[int] = ()) -> Hypothesis:
         path = list(r.tokens)
         chars, frames = [], []
         for i, t in enumerate(path):
@@ -272,13 +318,22 @@ class BeamDecoder:
                 continue
             chars.append(" " if t == self.space else self.tokens[t])
             frames.append(int(frame_of[min(max(i - 1, 0), len(frame_of) - 1)]))  # the path starts with an extra step
+        score, lm = float(r.score), float(r.lmScore)
+        if prefix:
+            while chars and chars[0] == " ":  # flashlight may open with silence
+                chars.pop(0), frames.pop(0)
+            spelled = [" " if t == self.space else self.tokens[t] for t in prefix]
+            if chars[:len(spelled)] != spelled:
+                raise RuntimeError(f"the primed search left its context path: {''.join(chars)!r}")
+            del chars[:len(spelled)], frames[:len(spelled)]
+            weighted, lm_prefix = self._prefix_score(list(prefix))
+            score, lm = score - weighted, lm - lm_prefix
         # flashlight emits silence at the edges; a line has no leading/trailing space
         while chars and chars[0] == " ":
             chars.pop(0), frames.pop(0)
         while chars and chars[-1] == " ":
             chars.pop(), frames.pop()
-        return Hypothesis("".join(chars), float(r.score), frames,
-                          acoustic=float(r.emittingModelScore), lm=float(r.lmScore))
+        return Hypothesis("".join(chars), score, frames, acoustic=float(r.emittingModelScore), lm=lm)
 
 
 def _dedupe(hyps: list[Hypothesis]) -> list[Hypothesis]:
@@ -301,7 +356,10 @@ class Decoder:
     def __post_init__(self) -> None:
         self._beam = BeamDecoder(self.alphabet, self.config) if self.config.kind == "beam" else None
 
-    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor,
+                 contexts: list[str] | None = None) -> list[list[Hypothesis]]:
+        """n-best lists; `contexts` (text before each sample) prime the LM of a beam search
+        (greedy decoding has no LM, so it reads the same with or without them)."""
         if self._beam is None:
             return greedy(log_probs, lengths, self.alphabet)
-        return self._beam(log_probs, lengths)
+        return self._beam(log_probs, lengths, contexts)

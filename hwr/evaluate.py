@@ -2,6 +2,11 @@
 
 CER = sum of character edit distances / sum of reference characters (against the stored
 label, e.g. IAM-OnDB's CSR transcription); WER likewise over whitespace-separated words.
+On a store of pages (labels with "\n" between lines, `hwr data import iam-ondb --pages`) the
+summary's "page" part keeps reading and line cutting apart (`metrics.page_summary`): page CER
+with newlines as characters and as spaces, the share of pages read with the right number of
+lines, and, where the store knows each stroke's line, the strokes the recognizer put on a
+wrong line.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from .errors import ConfigError
 from .fileutil import write_atomic
 from .decode import DecoderConfig
 from .ink import InkError
-from .metrics import char_edits, word_edits
+from .metrics import char_edits, line_count_right, page_summary, segmentation_errors, word_edits
 from .recognizer import Recognizer
 from .store import Store
 
@@ -51,8 +56,13 @@ def confusions(ref: str, hyp: str) -> list[tuple[str, str]]:
 
 def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None = None,
              decoder: DecoderConfig | None = None, batch_size: int = 32, report: str | None = None,
-             limit: int | None = None, progress: bool = True) -> dict:
-    """Transcribe every sample of `split` and score it; returns the summary dict."""
+             limit: int | None = None, progress: bool = True, layout: str = "auto") -> dict:
+    """Transcribe every sample of `split` and score it; returns the summary dict.
+
+    layout "auto" reads a store of pages page by page (cut into lines) and a store of lines
+    line by line, so line CER stays comparable with figures taken before pages existed;
+    "page" cuts line samples too (to measure what cutting costs single lines).
+    """
     cfg = replace(decoder or recognizer.decoder_config, nbest=1)
     with Store(data) as store:
         idx = store.indices(split).tolist()
@@ -66,33 +76,41 @@ def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None 
     if not samples:
         raise ConfigError(f"{data}: the {len(idx)} samples of split {split!r} have no labels; evaluation needs "
                           "the text each ink shows (use hwr transcribe to read unlabelled ink)")
+    pages = any("\n" in s.text for s in samples)
+    if layout == "auto":
+        layout = "page" if pages else "line"
     feats_len = [s.ink.num_points for s in samples]
     order = sorted(range(len(samples)), key=lambda i: feats_len[i])
     hyps: dict[int, str] = {}
+    cuts: dict[int, list[list[int]]] = {}  # pages: the strokes of each line the recognizer read
     t0 = time.perf_counter()
     bar = tqdm(total=len(order), desc="evaluate", unit=" lines", disable=not progress, delay=1.0)
     failed: dict[int, str] = {}  # sample -> why it could not be read (too large, invalid): counted, not scored
     for s in range(0, len(order), batch_size):
         chunk = order[s:s + batch_size]
         try:
-            results = recognizer.recognize([samples[i].ink for i in chunk], decoder=cfg, spans=False)
+            results = recognizer.recognize([samples[i].ink for i in chunk], decoder=cfg, spans=False, layout=layout)
         except InkError:  # find the bad one(s): the rest of the batch still counts
             results = []
             for i in chunk:
                 try:
-                    results.append(recognizer.recognize(samples[i].ink, decoder=cfg, spans=False))
+                    results.append(recognizer.recognize(samples[i].ink, decoder=cfg, spans=False, layout=layout))
                 except InkError as e:
                     results.append(None)
                     failed[i] = str(e)
         for i, r in zip(chunk, results):
             if r is not None:
                 hyps[i] = r.text
+                if pages:
+                    cuts[i] = [list(line.strokes) for line in r.lines]
         bar.update(len(chunk))
     bar.close()
     if failed:
         samples_all = samples
-        samples = [s for i, s in enumerate(samples_all) if i not in failed]
-        hyps = {k: hyps[i] for k, i in enumerate(i for i in range(len(samples_all)) if i not in failed)}
+        keep = [i for i in range(len(samples_all)) if i not in failed]
+        samples = [samples_all[i] for i in keep]
+        hyps = {k: hyps[i] for k, i in enumerate(keep)}
+        cuts = {k: cuts[i] for k, i in enumerate(keep) if i in cuts}
         if not samples:
             raise ConfigError(f"{data}: none of the {len(samples_all)} samples could be read ({next(iter(failed.values()))})")
     seconds = time.perf_counter() - t0
@@ -114,9 +132,13 @@ def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None 
             per_writer[s.writer][1] += len(ref)
         rows.append({"id": s.id, "writer": s.writer, "reference": ref, "hypothesis": hyp, "edits": ce,
                      "characters": len(ref), "cer": ce / max(len(ref), 1)})
+        if pages:
+            rows[-1]["line_count_right"] = line_count_right(ref, hyp)
+            if s.stroke_lines is not None:
+                rows[-1]["segmentation_errors"] = segmentation_errors(s.stroke_lines, cuts[i])
     summary = {
         "cer": c_edits / max(c_total, 1), "wer": w_edits / max(w_total, 1),
-        "samples": len(samples), "unlabelled_skipped": unlabelled,
+        "samples": len(samples), "unlabelled_skipped": unlabelled, "layout": layout,
         "unreadable": [{"id": samples_all[i].id, "error": e} for i, e in failed.items()] if failed else [],
         "characters": c_total, "words": w_total,
         "char_edits": c_edits, "word_edits": w_edits,
@@ -126,6 +148,9 @@ def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None 
         "confusions": [{"reference": a or "(none)", "hypothesis": b or "(none)", "count": n}
                        for (a, b), n in conf.most_common(15)],
     }
+    if pages:
+        summary["page"] = page_summary([s.text for s in samples], [hyps[i] for i in range(len(samples))],
+                                       [s.stroke_lines for s in samples], [cuts[i] for i in range(len(samples))])
     if per_writer:
         summary["cer_per_writer"] = {w: e / max(n, 1) for w, (e, n) in sorted(per_writer.items())}
     if report:
@@ -137,9 +162,16 @@ def format_summary(s: dict) -> str:
     d = s["decoder"]
     dec = d["kind"] if d["kind"] == "greedy" else (
         f"beam {d['beam_size']}" + (f", LM {os.path.basename(d['lm'])} x{d['lm_weight']}" if d["lm"] else ", no LM"))
-    lines = [f"CER {s['cer']:.2%}  WER {s['wer']:.2%}  on {s['samples']:,} lines ({s['characters']:,} characters), "
+    unit = "pages" if "page" in s else "lines"
+    lines = [f"CER {s['cer']:.2%}  WER {s['wer']:.2%}  on {s['samples']:,} {unit} ({s['characters']:,} characters), "
              f"split {s['split'] or 'all'}, decoder {dec}",
-             f"{s['seconds']:.1f} s, {s['lines_per_second']:.1f} lines/s"]
+             f"{s['seconds']:.1f} s, {s['lines_per_second']:.1f} {unit}/s"]
+    if "page" in s:
+        p = s["page"]
+        lines.append(f"pages: CER {p['cer']:.2%} with newlines as characters, {p['cer_newline_as_space']:.2%} as "
+                     f"spaces; the right number of lines in {p['line_count_right']:.1%} of pages"
+                     + (f"; {p['segmentation_errors']:,} of {p['segmented_strokes']:,} strokes on a wrong line "
+                        f"({p['segmentation_error_rate']:.2%})" if "segmentation_errors" in p else ""))
     if s["confusions"]:
         lines.append("most confused: " + ", ".join(f"{c['reference']}->{c['hypothesis']} ({c['count']})"
                                                    for c in s["confusions"][:8]))

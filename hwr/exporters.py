@@ -1,4 +1,8 @@
-"""Exporters: a store as InkML files (one per sample) or as canonical JSON Lines."""
+"""Exporters: a store as InkML files (one per sample) or as canonical JSON Lines.
+
+JSON Lines carry everything a store keeps (a page's `stroke_lines` too); InkML carries the ink,
+its label (newlines and edge spaces included), writer and id, not the line of each stroke.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +23,14 @@ from .store import Store
 def ink_to_inkml(ink: Ink, sample_id: str = "", writer: str = "") -> str:
     """InkML text for one ink; channels T and F are written only when the ink has them.
 
-    Raises InkError for a label, writer or id that would not read back exactly (control
-    characters XML cannot hold, edge white space the reader strips).
+    A label keeps its newlines (a page's lines) as they are: XML keeps line breaks inside an
+    element. Readers strip the white space around an annotation (files are pretty-printed), so
+    a value that starts or ends with white space is written with xml:space="preserve", which
+    `importers.inkml` honours. Raises InkError for a label, writer or id that XML cannot hold
+    (control characters: a "\r" would read back as "\n").
     """
     for what, value in (("label", ink.text), ("writer", writer), ("id", sample_id)):
         check_text(value or "", f"the {what} {value!r} (InkML cannot carry it; fix it or export as jsonl)")
-        if value and value != value.strip():  # the InkML reader strips labels: it would not read back
-            raise InkError(f"the {what} {value!r} starts or ends with white space, which InkML does not keep; "
-                           "strip it or export as jsonl")
     pts = ink.points()
     has_t = len(pts) and not np.isnan(pts[:, 2]).any()
     has_f = len(pts) and not np.isnan(pts[:, 3]).any()
@@ -37,16 +41,21 @@ def ink_to_inkml(ink: Ink, sample_id: str = "", writer: str = "") -> str:
     lines += [f'    <channel name="{c}" type="decimal"/>' for c in chans]
     lines.append("  </traceFormat>")
     if ink.text is not None:
-        lines.append(f'  <annotation type="truth">{escape(ink.text)}</annotation>')
+        lines.append(_annotation("truth", ink.text))
     if writer:
-        lines.append(f'  <annotation type="writer">{escape(writer)}</annotation>')
+        lines.append(_annotation("writer", writer))
     if sample_id:
-        lines.append(f'  <annotation type="id">{escape(sample_id)}</annotation>')
+        lines.append(_annotation("id", sample_id))
     for k, s in enumerate(ink.strokes):
         body = ", ".join(" ".join(repr(float(v)) for v in row) for row in s.points[:, cols])
         lines.append(f'  <trace xml:id={quoteattr(f"t{k}")}>{body}</trace>')
     lines.append("</ink>")
     return "\n".join(lines) + "\n"
+
+
+def _annotation(kind: str, value: str) -> str:
+    space = ' xml:space="preserve"' if value != value.strip() else ""
+    return f'  <annotation type="{kind}"{space}>{escape(value)}</annotation>'
 
 
 def export_store(path: str | os.PathLike, fmt: str, out: str | os.PathLike) -> tuple[int, list[str]]:
@@ -73,6 +82,8 @@ def export_store(path: str | os.PathLike, fmt: str, out: str | os.PathLike) -> t
                     s = store[i]
                     obj = s.ink.to_json_dict()
                     obj.update(id=s.id, writer=s.writer, split=s.split)
+                    if s.stroke_lines is not None:  # a page: the line of each stroke
+                        obj["stroke_lines"] = s.stroke_lines.tolist()
                     f.write(json.dumps(obj, ensure_ascii=False) + "\n")
         else:
             raise ConfigError(f"unknown export format {fmt!r}; use inkml or jsonl")

@@ -2,7 +2,11 @@
 
     from hwr import Recognizer
     rec = Recognizer.load()                 # the shipped model and its decoder settings
-    result = rec.recognize(ink, nbest=5)    # text, score, candidates, char_spans
+    result = rec.recognize(ink, nbest=5)    # text, score, candidates, char_spans, lines, words
+
+A page (several lines) is cut into lines (`hwr.layout`), the lines are read in one batch, and
+each line's beam search is primed with the line before it (`context`); the result has the
+page's text, one `LineResult` per line and per-word alternatives (`hwr.results`).
 
 One Recognizer serves many threads at once (the Streamlit app shares one across sessions): the
 network's forward pass is stateless in eval mode (PyTorch) and onnxruntime sessions are
@@ -16,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -28,23 +33,48 @@ from .data import collate
 from .decode import BackendError, Decoder, DecoderConfig, Hypothesis
 from .errors import ConfigError
 from .features import Features, check_size, ink_features
-from .ink import Ink
+from .ink import Ink, InkError
+from .layout import segment_lines
+from .results import LineResult, Result, Word, page_result, spans_to_page, word_alternatives  # noqa: F401 - Result is API
+
+MAX_PAGE_LINES = 500        # lines in one page ink
+MAX_PAGE_POINTS = 400_000   # raw points in one page ink (a line may have MAX_POINTS)
+WORD_NBEST = 10             # candidates decoded per line for per-word alternatives
+LAYOUTS = ("page", "line")
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "default"
 
 
-@dataclass
-class Result:
-    text: str
-    score: float
-    candidates: list[Hypothesis]
-    char_spans: list[CharSpan] = field(default_factory=list)
+class LineCache:
+    """Lines already read, so that a page read again after one more stroke reads only the line
+    that changed (the app keeps one per browser tab). Bounded: least recently used first out.
 
-    def as_dict(self) -> dict:
-        return {"text": self.text, "score": self.score,
-                "candidates": [{"text": h.text, "score": h.score} for h in self.candidates],
-                "char_spans": [s.as_dict() for s in self.char_spans]}
+    Keys are the line's ink digest (network output and features) and, for decoded results,
+    also its context and decoder settings: a line whose line above changed is decoded again.
+    """
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            return None
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def _has_onnxruntime() -> bool:
@@ -145,24 +175,114 @@ class Recognizer:
         return lp.float().cpu(), out_lengths.cpu()
 
     def recognize(self, inks: Ink | list[Ink], nbest: int | None = None, decoder: DecoderConfig | None = None,
-                  spans: bool = True) -> Result | list[Result]:
-        """Transcribe one ink (returns a Result) or a list of inks (returns a list)."""
+                  spans: bool = True, context: str = "", cache: LineCache | None = None,
+                  layout: str = "page") -> Result | list[Result]:
+        """Transcribe one ink (returns a Result) or a list of inks (returns a list).
+
+        layout "page" cuts each ink into lines (a one-line ink stays one line, read exactly as
+        with "line", which reads the ink as one line whatever it holds). `context`: text written
+        before the ink, which primes the LM of a beam search; a page's later lines are primed
+        with the line before them. `cache` (a LineCache) remembers lines already read.
+        """
+        if layout not in LAYOUTS:
+            raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}")
         single = isinstance(inks, Ink)
         batch = [inks] if single else list(inks)
         cfg = decoder or self.decoder_config
         if nbest is not None:
             cfg = replace(cfg, nbest=nbest)
-        feats = [self.features(ink) for ink in batch]
-        lp, lengths = self.log_probs(feats)
-        hyps = self.decoder(cfg)(lp, lengths)
+        wide = replace(cfg, nbest=max(cfg.nbest, WORD_NBEST)) if cfg.kind == "beam" else cfg
+        pages = [self._lines(ink, layout) for ink in batch]
+        jobs = [(b, j, strokes) for b, lines in enumerate(pages) for j, strokes in enumerate(lines)]
+        line_inks = [batch[b] if len(pages[b]) == 1 else Ink([batch[b].strokes[s] for s in strokes])
+                     for b, _, strokes in jobs]
+        outputs = self._outputs(line_inks, cache)
+        texts: dict[tuple[int, int], str] = {}
+        line_results: dict[tuple[int, int], tuple[LineResult, list[Word]]] = {}
+        for j in range(max(len(lines) for lines in pages)):  # line j of every page, primed by line j - 1
+            todo = [i for i, (b, jj, _) in enumerate(jobs) if jj == j]
+            ctx = [texts[jobs[i][0], j - 1] if j else context for i in todo]
+            decoded = self._decode([outputs[i] for i in todo], ctx, wide, spans, cache)
+            for i, (hyps, sp) in zip(todo, decoded):
+                b, _, strokes = jobs[i]
+                page_ink = batch[b]
+                if len(pages[b]) > 1 and sp:
+                    sp = spans_to_page(sp, strokes, line_inks[i].stroke_lengths(), page_ink.stroke_lengths())
+                best = hyps[0]
+                texts[b, j] = best.text
+                line_results[b, j] = (LineResult(best.text, best.score, hyps[:cfg.nbest], list(strokes), sp),
+                                      word_alternatives(hyps, j))
         results = []
-        for b, (ink, f, h) in enumerate(zip(batch, feats, hyps)):
-            h = h[:cfg.nbest]
-            best = h[0]
-            sp = (char_spans(best.text, best.frames, int(lengths[b]), f, self.stride, ink.stroke_lengths())
-                  if spans else [])
-            results.append(Result(best.text, best.score, h, sp))
+        for b, lines in enumerate(pages):
+            parts = [line_results[b, j] for j in range(len(lines))]
+            results.append(page_result([p[0] for p in parts], cfg.nbest, [p[1] for p in parts]))
         return results[0] if single else results
+
+    def _lines(self, ink: Ink, layout: str) -> list[list[int]]:
+        """The page's lines (stroke indices); the whole ink, in its own order, when it is one line."""
+        if layout == "line" or len(ink.strokes) <= 1:
+            return [list(range(len(ink.strokes)))]
+        if ink.num_points > MAX_PAGE_POINTS:
+            raise InkError(f"the ink has {ink.num_points:,} points; a page may have at most {MAX_PAGE_POINTS:,}")
+        lines = segment_lines(ink)
+        if len(lines) > MAX_PAGE_LINES:
+            raise InkError(f"the ink looks like {len(lines)} lines; a page may have at most {MAX_PAGE_LINES} "
+                           "(split it, or read it with layout='line')")
+        return [list(range(len(ink.strokes)))] if len(lines) == 1 else lines
+
+    LINE_BATCH = 64  # lines per forward pass: bounds memory on a page of hundreds of lines
+
+    def _outputs(self, inks: list[Ink], cache: LineCache | None) -> list[tuple]:
+        """(digest, features, log-probs (T', C), frames, stroke lengths) per line ink; cached lines
+        skip the network."""
+        out: list[tuple | None] = [None] * len(inks)
+        digests = [ink.digest() if cache is not None else "" for ink in inks]
+        todo = []
+        for i, d in enumerate(digests):
+            hit = cache.get(("net", self.info.get("path"), d)) if cache is not None else None
+            if hit is not None:
+                out[i] = hit
+            else:
+                todo.append(i)
+        feats = {i: self.features(inks[i]) for i in todo}  # every line checked before any network work
+        for k in range(0, len(todo), self.LINE_BATCH):
+            chunk = todo[k:k + self.LINE_BATCH]
+            lp, lengths = self.log_probs([feats[i] for i in chunk])
+            for n, i in enumerate(chunk):
+                t = int(lengths[n])
+                out[i] = (digests[i], feats[i], lp[:t, n].clone(), t, inks[i].stroke_lengths())
+                if cache is not None:
+                    cache.put(("net", self.info.get("path"), digests[i]), out[i])
+        return out
+
+    def _decode(self, outputs: list[tuple], contexts: list[str], cfg: DecoderConfig, spans: bool,
+                cache: LineCache | None) -> list[tuple[list[Hypothesis], list[CharSpan]]]:
+        """n-best and character spans (line indices) per line, decoded in one call."""
+        key = repr(sorted(asdict(cfg).items()))
+        res: list = [None] * len(outputs)
+        todo = []
+        for i, (digest, *_rest) in enumerate(outputs):
+            hit = cache.get(("dec", self.info.get("path"), digest, contexts[i], key, spans)) if cache else None
+            if hit is not None:
+                res[i] = hit
+            else:
+                todo.append(i)
+        if todo:
+            T = max(outputs[i][3] for i in todo)
+            lp = torch.full((T, len(todo), outputs[todo[0]][2].shape[-1]), -1e4)
+            for n, i in enumerate(todo):
+                lp[:outputs[i][3], n] = outputs[i][2]
+            lengths = torch.tensor([outputs[i][3] for i in todo])
+            hyps = self.decoder(cfg)(lp, lengths, [contexts[i] for i in todo])
+            for n, i in enumerate(todo):
+                digest, f, _, t, stroke_lengths = outputs[i]
+                best = hyps[n][0]
+                sp = (char_spans(best.text, best.frames, t, f, self.stride, stroke_lengths)
+                      if spans else [])
+                res[i] = (hyps[n], sp)
+                if cache is not None:
+                    cache.put(("dec", self.info.get("path"), digest, contexts[i], key, spans), res[i])
+        return res
 
     @property
     def stride(self) -> int:

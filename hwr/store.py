@@ -8,6 +8,13 @@ Layout (documented for plain-h5py readers in datasets/FORMAT.md):
     sample_offsets  int64  (M + 1,)  strokes of sample i are sample_offsets[i]:sample_offsets[i+1]
     t0              float64 (M,)     absolute time of the sample's first point (ms), NaN if untimed
     text, id, writer, split, source  UTF-8 strings (M,)
+    stroke_line     int32  (S,)      optional: the line of a page that stroke s belongs to, -1 = unknown
+
+`stroke_line` exists only in stores that hold pages (several lines in one ink, the label's lines
+joined by "\n"): it is the truth that page segmentation is scored against. It is created the
+first time a sample with `stroke_lines` is written, with -1 for the strokes already there, so
+line stores stay as they were and older files read as before. A writer that does not know it
+(an older hwr appending) leaves it shorter than the strokes: the missing tail reads as -1.
 
 Why CSR: millions of samples stay a handful of datasets, random access is two offset lookups
 and one slice, and appending is a resize. Writes never touch the live file: a writer works on
@@ -37,6 +44,7 @@ from .ink import CHANNELS, POINTER_TYPES, Ink, InkError
 FORMAT_NAME = "hwr-ink-store"
 FORMAT_VERSION = 1
 STRING_FIELDS = ("text", "id", "writer", "split", "source")
+LINE_MAX = 2**31 - 1  # stroke_line is int32
 WRITE_LOCK_TIMEOUT = 600.0  # seconds a writer waits for another one (an import of all UNIPEN takes ~2 min)
 POINT_CHUNK = 16384  # rows per chunk: small enough that one random read decompresses little
 _STR = h5py.string_dtype("utf-8")
@@ -55,6 +63,7 @@ class Sample:
     writer: str = ""
     split: str = ""
     source: str = ""
+    stroke_lines: np.ndarray | None = None  # per stroke, its line in a page (-1 unknown); None: not a page
 
     @property
     def text(self) -> str:
@@ -67,6 +76,14 @@ class Sample:
             value = self.text if name == "text" else getattr(self, name)
             if "\x00" in value:
                 raise InkError(f"the {name} of sample {self.id[:40]!r} holds a NUL character, which a store cannot keep")
+        if self.stroke_lines is not None:
+            lines = np.asarray(self.stroke_lines)
+            if lines.shape != (len(self.ink.strokes),) or not np.issubdtype(lines.dtype, np.integer):
+                raise InkError(f"sample {self.id[:40]!r}: stroke_lines must hold one integer per stroke "
+                               f"({len(self.ink.strokes)}), not {lines.dtype} {lines.shape}")
+            if len(lines) and not -1 <= lines.min() <= lines.max() <= LINE_MAX:
+                raise InkError(f"sample {self.id[:40]!r}: stroke_lines must be line indices from 0 "
+                               f"(or -1 for unknown), not {lines.min()}..{lines.max()}")
         return self
 
 
@@ -108,6 +125,7 @@ class Store:
             self.sample_offsets = f["sample_offsets"][:]
             self.stroke_pointer = f["stroke_pointer"][:]
             self.t0 = f["t0"][:]
+            self.stroke_line = _stroke_line(f, len(self.stroke_pointer), self.path)
             self.meta = {k: [s.decode("utf-8") for s in f[k][:]] for k in STRING_FIELDS}
             self._points = f["points"]
             n = len(self.t0)
@@ -165,7 +183,15 @@ class Store:
             raise IndexError(f"sample {i} out of range (store has {len(self)})")
         i = i % len(self)
         m = self.meta
-        return Sample(self.ink(i), m["id"][i], m["writer"][i], m["split"][i], m["source"][i])
+        return Sample(self.ink(i), m["id"][i], m["writer"][i], m["split"][i], m["source"][i],
+                      self.stroke_lines(i))
+
+    def stroke_lines(self, i: int) -> np.ndarray | None:
+        """The line of each stroke of sample i (int32, -1 unknown), or None when no stroke's is known."""
+        if self.stroke_line is None:
+            return None
+        lines = self.stroke_line[self.sample_offsets[i]:self.sample_offsets[i + 1]]
+        return lines.copy() if (lines >= 0).any() else None
 
     def __iter__(self) -> Iterator[Sample]:
         for i in range(len(self)):
@@ -262,7 +288,7 @@ class StoreWriter:
 
     def _flush(self, samples: list[Sample]) -> int:
         f = self._f
-        pts, stroke_lens, pointer, n_strokes, t0 = [], [], [], [], []
+        pts, stroke_lens, pointer, n_strokes, t0, lines = [], [], [], [], [], []
         for s in samples:
             s.validate()
             p = s.ink.points()
@@ -275,9 +301,12 @@ class StoreWriter:
             stroke_lens.extend(len(st) for st in s.ink.strokes)
             pointer.extend(POINTER_TYPES.index(st.pointer_type) for st in s.ink.strokes)
             n_strokes.append(len(s.ink.strokes))
+            lines.append(np.full(len(s.ink.strokes), -1, np.int32) if s.stroke_lines is None
+                         else np.asarray(s.stroke_lines, np.int32))
         new_pts = np.concatenate(pts)
         _extend(f["points"], new_pts)
         so = f["stroke_offsets"]
+        self._extend_stroke_line(len(so) - 1, np.concatenate(lines))
         _extend(so, so[-1] + np.cumsum(stroke_lens))
         _extend(f["stroke_pointer"], np.array(pointer, np.uint8))
         sa = f["sample_offsets"]
@@ -288,6 +317,19 @@ class StoreWriter:
             _extend(f[k], np.array(vals, dtype=object))
         self.added += len(samples)
         return len(samples)
+
+    def _extend_stroke_line(self, before: int, new: np.ndarray) -> None:
+        """Append the new strokes' lines; `before` strokes are in the file already. The dataset is
+        created (-1 for those) only once a sample knows its lines, and a tail an older writer left
+        out is filled with -1 first, so stroke s always has entry s."""
+        f = self._f
+        if "stroke_line" not in f:
+            if (new < 0).all():
+                return
+            f.create_dataset("stroke_line", data=np.full(before, -1, np.int32), maxshape=(None,),
+                             chunks=(65536,))
+        ds = f["stroke_line"]
+        _extend(ds, np.concatenate([np.full(before - ds.shape[0], -1, np.int32), new]))
 
     def commit(self) -> None:
         try:
@@ -319,6 +361,16 @@ def _extend(ds: h5py.Dataset, values: np.ndarray) -> None:
     n = ds.shape[0]
     ds.resize(n + len(values), axis=0)
     ds[n:] = values
+
+
+def _stroke_line(f: h5py.File, strokes: int, path: Path) -> np.ndarray | None:
+    """The optional `stroke_line` dataset, one entry per stroke (a missing tail is -1); None if absent."""
+    if "stroke_line" not in f:
+        return None
+    lines = f["stroke_line"][:].astype(np.int32)
+    if len(lines) > strokes:
+        raise StoreError(f"{path}: stroke_line has {len(lines)} entries for {strokes} strokes; the file is damaged")
+    return np.concatenate([lines, np.full(strokes - len(lines), -1, np.int32)])
 
 
 def append_samples(path: str | os.PathLike, samples: Iterable[Sample]) -> int:

@@ -100,15 +100,18 @@ def shard_from_env() -> tuple[int, int] | None:
 
 def transcribe(inputs: list[str], out: str | os.PathLike, recognizer: Recognizer,
                decoder: DecoderConfig | None = None, nbest: int = 5, batch_size: int = 16,
-               shard: tuple[int, int] | None = None, progress: bool = True) -> dict:
-    """Write results to `out` (appending, skipping ids already there); returns counts."""
+               shard: tuple[int, int] | None = None, progress: bool = True, layout: str = "page") -> dict:
+    """Write results to `out` (appending, skipping ids already there); returns counts.
+
+    Each row is `Result.as_dict()` with the id and source: `text` (lines joined by newlines),
+    `lines` (per line: text, candidates, strokes), `words` (per-word alternatives)."""
     out = Path(out)
     shard = shard or shard_from_env()
     if shard and shard[1] > 1:
         out = out.with_name(f"{out.stem}.shard{shard[0]}of{shard[1]}{out.suffix}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with _output_lock(out):
-        return _transcribe(inputs, out, recognizer, decoder, nbest, batch_size, shard, progress)
+        return _transcribe(inputs, out, recognizer, decoder, nbest, batch_size, shard, progress, layout)
 
 
 @contextlib.contextmanager
@@ -147,7 +150,7 @@ def _row_id(line: str) -> str | None:
         return None
 
 
-def _transcribe(inputs, out: Path, recognizer, decoder, nbest, batch_size, shard, progress) -> dict:
+def _transcribe(inputs, out: Path, recognizer, decoder, nbest, batch_size, shard, progress, layout) -> dict:
     done = _done_ids(out)
     seen: dict[str, str] = {}  # id -> source, in this run
     cfg = replace(decoder or recognizer.decoder_config, nbest=nbest)
@@ -157,12 +160,12 @@ def _transcribe(inputs, out: Path, recognizer, decoder, nbest, batch_size, shard
 
         def flush():
             try:
-                results = recognizer.recognize([b[2] for b in batch], decoder=cfg)
+                results = recognizer.recognize([b[2] for b in batch], decoder=cfg, layout=layout)
             except InkError:  # find the bad one(s) by doing the batch one at a time
                 results = []
                 for b in batch:
                     try:
-                        results.append(recognizer.recognize(b[2], decoder=cfg))
+                        results.append(recognizer.recognize(b[2], decoder=cfg, layout=layout))
                     except InkError as e:
                         results.append(e)
             for (id_, src, _), r in zip(batch, results):

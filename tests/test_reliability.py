@@ -353,13 +353,11 @@ def test_a_damaged_archive_and_a_bad_file_give_one_line_and_a_status(tmp_path):
         assert len(s) == 1
 
 
-def test_inkml_export_refuses_edge_white_space(tmp_path):
-    import pytest
-
+def test_inkml_export_keeps_edge_white_space(tmp_path):
     from hwr.exporters import ink_to_inkml
-    from hwr.ink import InkError
-    with pytest.raises(InkError, match="white space"):
-        ink_to_inkml(Ink(synthetic_line("ab")[0].strokes, " ab "))
+    from hwr.importers.inkml import parse_inkml
+    text = ink_to_inkml(Ink(synthetic_line("ab")[0].strokes, " ab "))
+    assert 'xml:space="preserve"' in text and parse_inkml(text)[0][0].text == " ab "
 
 
 def test_concurrent_beam_searches_do_not_wait_for_each_other():

@@ -9,6 +9,11 @@ ids are matched exactly, never by prefix (h01-030 and h01-030z are different for
 A sample's id is its line id (a01-000u-01), unique in the database; a second file with the same
 id is reported and left out. A broken line file (not XML, a point without `time`, a coordinate
 that is not a number) is named in the report with the reason, and the import goes on.
+
+With `pages=True` (`hwr data import iam-ondb --pages`) each form becomes one sample, its lines'
+strokes merged in time order by `hwr.pages.form_pages` (the line files share the whiteboard's
+frame and clock), labelled with the lines joined by "\n", with each stroke's line kept in
+`stroke_lines`. A form missing a line is left out whole and named in the report.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
 from ..ink import Ink, InkError, Stroke
+from ..pages import form_id, form_pages
 from ..store import Sample
 from . import DataImportError, Report
 from . import FileNotes
@@ -33,16 +39,37 @@ LINE_ID = re.compile(r"^([a-z]\d\d-\d\d\d[a-z]?)-(\d\d)$")
 NO_TRANSCRIPTION = "please enter transcription here"
 
 
-def read(sources: list[str], report: Report, splits_dir: str | None = None, **_) -> Iterator[Sample]:
+def read(sources: list[str], report: Report, splits_dir: str | None = None, pages: bool = False,
+         **_) -> Iterator[Sample]:
+    """Line samples (ids a01-000u-01), or with `pages` one page sample per form (id a01-000u)."""
     strokes_src, ascii_src = _locate(sources)
     notes = FileNotes(report)
     labels = _read_ascii(ascii_src, notes)
     split_of = _read_splits(splits_dir) if splits_dir else {}
     if splits_dir:
         report.notes.append(f"splits from {splits_dir}: " + ", ".join(sorted(set(split_of.values()))))
+    lines = _read_lines(strokes_src, labels, split_of, report, notes, pages)
+    if pages:
+        yield from _pages(lines, labels, report)
+    else:
+        yield from (sample for _, _, sample, _ in lines if sample is not None)
+    notes.finish()
+
+
+def _read_lines(strokes_src: str, labels: dict[str, dict[int, str]], split_of: dict[str, str], report: Report,
+                notes: FileNotes, pages: bool) -> Iterator[tuple[str, int, Sample | None, str]]:
+    """(form, line number, sample, "") per line file, or (form, number, None, why it was skipped):
+    a page needs to know which of its lines are missing. Skips are counted in `report` as lines."""
     jobs = _iter_files(strokes_src, ".xml", notes)
     repaired = placeholders = 0
     seen: set[str] = set()
+
+    def skip(name: str, form: str, k: int, reason: str, detail: str = "") -> tuple[str, int, None, str]:
+        report.skip(reason)
+        if detail:
+            notes.add(name, reason, detail)
+        return form, k, None, reason
+
     with multiprocessing.get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
         for name, ink_or_error in pool.imap(_parse_job, jobs, chunksize=32):
             line_id = Path(name).stem
@@ -53,11 +80,10 @@ def read(sources: list[str], report: Report, splits_dir: str | None = None, **_)
             form, k = m.group(1), int(m.group(2))
             text = labels.get(form, {}).get(k)
             if text is None:
-                report.skip("no usable transcription (no CSR line for it)")
+                yield skip(name, form, k, "no usable transcription (no CSR line for it)")
                 continue
             if isinstance(ink_or_error, str):
-                report.skip("unreadable stroke XML")
-                notes.add(name, "unreadable stroke XML", ink_or_error)
+                yield skip(name, form, k, "unreadable stroke XML", ink_or_error)
                 continue
             ink = ink_or_error
             try:
@@ -66,26 +92,63 @@ def read(sources: list[str], report: Report, splits_dir: str | None = None, **_)
                 try:  # IAM-OnDB's clock glitches inside a few strokes while the point order is right
                     ink.validate(repair_time="clamp")
                 except InkError as e:
-                    report.skip("invalid ink")
-                    notes.add(name, "invalid ink", str(e))
+                    yield skip(name, form, k, "invalid ink", str(e))
                     continue
                 repaired += 1
-            if line_id in seen:
+            if line_id in seen:  # the first file of this id stands for the line: the page stays whole
                 report.skip("duplicate line id (imported once)")
                 notes.add(name, "duplicate line id (imported once)", line_id)
                 continue
             seen.add(line_id)
             if text.strip().lower() == NO_TRANSCRIPTION:
+                if pages:  # a page label that is mostly placeholder teaches nothing
+                    yield skip(name, form, k, "labelled with the CSR placeholder 'Please Enter Transcription here'")
+                    continue
                 placeholders += 1  # kept, as the data's own rule defines the label; in no split
             ink.text = text
             split = split_of.get(form, "")
-            yield Sample(ink, id=line_id, writer="", split=split, source="iam-ondb")
-    notes.finish()
+            yield form, k, Sample(ink, id=line_id, writer="", split=split, source="iam-ondb"), ""
     if placeholders:
         report.notes.append(f"{placeholders} lines are labelled with the CSR placeholder "
                             f"'Please Enter Transcription here' (kept; they are in no split)")
     if repaired:
         report.notes.append(f"clamped backwards timestamps in {repaired} lines (point order kept)")
+
+
+def _pages(lines: Iterator[tuple[str, int, Sample | None, str]], labels: dict[str, dict[int, str]],
+           report: Report) -> Iterator[Sample]:
+    """One page per form whose every line (every CSR line, every line file) was imported.
+
+    A form with a line left out (no transcription, unreadable, invalid, placeholder label) or a
+    CSR line without its file is skipped whole, counted, and named with the reason in the notes:
+    its page ink and label would not show the same text.
+    """
+    good: list[Sample] = []
+    bad: dict[str, list[tuple[int, str]]] = {}
+    for form, k, sample, why in lines:
+        if sample is None:
+            bad.setdefault(form, []).append((k, why))
+        else:
+            good.append(sample)
+    named: list[str] = []
+
+    def skip(form: str, why: str) -> None:
+        report.skip("page of a form left out: a line is missing or was not imported (forms named below)")
+        named.append(f"{form} ({why})")
+
+    counts = {form: len(csr) for form, csr in labels.items()}
+    made = joined = 0
+    for page in form_pages((s for s in good if form_id(s.id)[0] not in bad), counts, skip):
+        made += 1
+        joined += int(page.stroke_lines.max()) + 1
+        yield page
+    for form, problems in sorted(bad.items()):
+        k, why = min(problems)
+        skip(form, f"line {k:02d}: {why}" + (f"; {len(problems) - 1} more lines left out" if len(problems) > 1 else ""))
+    report.notes.append(f"--pages: {made:,} pages made of {joined:,} lines")
+    if named:
+        report.notes.append("pages left out: " + ", ".join(named[:20])
+                            + (f" and {len(named) - 20} more" if len(named) > 20 else ""))
 
 
 def _parse_job(job: tuple[str, bytes]) -> tuple[str, Ink | str]:

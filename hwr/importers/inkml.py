@@ -7,9 +7,11 @@ of and are rejected), `<traceGroup>` nesting and `<traceView traceDataRef="#id">
 (to a trace, a traceGroup or another traceView). Labels and writers are read the way real
 corpora write them (see `TRUTH_TYPES`, `WRITER_TYPES`): the type is compared without case,
 spaces, underscores or hyphens, so `truth`, `Ground truth`, `Ground_Truth` and `groundTruth`
-are one type. A file's label is its `<ink>`'s, else that of its one outermost labelled
-traceGroup (a paragraph split into labelled word groups); `groups=True` gives one ink per
-innermost labelled traceGroup. The writer comes from an annotation, else from the folders
+are one type; their text is stripped of surrounding white space (files are pretty-printed)
+unless the annotation says `xml:space="preserve"`, as the exporter writes a label with edge
+spaces. Line breaks inside a label (a page's lines) are kept. A file's label is its `<ink>`'s,
+else that of its one outermost labelled traceGroup (a paragraph split into labelled word
+groups); `groups=True` gives one ink per innermost labelled traceGroup. The writer comes from an annotation, else from the folders
 (`writer042/`, or the file's folder inside the input root). XML is parsed by defusedxml: no
 DTD entities, no external references, no expansion bombs.
 
@@ -41,6 +43,7 @@ _NOT_WRITERS = frozenset({"train", "training", "test", "testing", "val", "valid"
                           "inkml", "ink", "words", "word", "lines", "line", "paragraphs", "paragraph", "text",
                           "texts", "all", "files", "samples", "docs", "documents"})
 _XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
+_XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 MAX_VIEW_DEPTH = 16  # traceView -> traceView -> ... chains; deeper is refused, cycles included
 
 
@@ -225,7 +228,10 @@ def parse_inkml(data: bytes | str, groups: bool = False) -> list[tuple[Ink, dict
 
 
 def _text(el) -> str:
-    return "".join(el.itertext()).strip()
+    """An element's text, stripped (files are pretty-printed), unless it says xml:space="preserve"
+    (the exporter's way to keep a label's edge spaces)."""
+    text = "".join(el.itertext())
+    return text if el.get(_XML_SPACE) == "preserve" else text.strip()
 
 
 def _label(el) -> str | None:

@@ -1,8 +1,9 @@
 """Canonical-JSON importer: one ink per .json file, or one per line of a .jsonl file.
 
 Each object is the canonical form (see ink.py); optional keys `id`, `writer` and `split` are
-kept. Without an `id`, a sample's id is the file's path inside the folder given (the path as
-given, for a file), plus `#k` for line k (from 0) of a .jsonl file, as `hwr transcribe` does.
+kept, and `stroke_lines` (a page's line of each stroke, -1 unknown, as `hwr data export`
+writes it). Without an `id`, a sample's id is the file's path inside the folder given (the path
+as given, for a file), plus `#k` for line k (from 0) of a .jsonl file, as `hwr transcribe` does.
 Files are UTF-8 (a byte-order mark is honoured, and marks UTF-16 and UTF-32 too). A file that
 cannot be read, and each bad line, are reported with the file's name and the reason (one
 report line per file); the rest still imports.
@@ -14,8 +15,10 @@ import codecs
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from ..ink import Ink, InkError, check_text, loads_json
-from ..store import Sample
+from ..store import LINE_MAX, Sample
 from . import Report
 from .inkml import IdRegistry, file_reason, input_files, report_problems
 
@@ -79,8 +82,26 @@ def _sample(text: str, default_id: str, repair_time: str | None) -> Sample:
     obj = loads_json(text)
     ink = Ink.from_json_dict(obj)
     meta = {k: _meta(obj.get(k), k) for k in ("id", "writer", "split")}
+    lines = _stroke_lines(obj.get("stroke_lines"))
+    before = {id(s): k for k, s in enumerate(ink.strokes)}
     ink.validate(repair_time)
-    return Sample(ink, id=meta["id"] or default_id, writer=meta["writer"], split=meta["split"], source="json")
+    sample = Sample(ink, id=meta["id"] or default_id, writer=meta["writer"], split=meta["split"], source="json")
+    if lines is not None:
+        if len(lines) != len(ink.strokes):
+            raise InkError(f'"stroke_lines" has {len(lines)} entries for {len(ink.strokes)} strokes; '
+                           "give one per stroke")
+        # repair_time="sort" may reorder the strokes: each keeps its line
+        sample.stroke_lines = lines[[before[id(s)] for s in ink.strokes]]
+    return sample
+
+
+def _stroke_lines(value: Any) -> np.ndarray | None:
+    """The optional `stroke_lines` list as int64, None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(type(v) is int and -1 <= v <= LINE_MAX for v in value):
+        raise InkError('"stroke_lines" must be a list of line indices (integers from 0, -1 for unknown)')
+    return np.array(value, dtype=np.int64)
 
 
 def _meta(value: Any, key: str) -> str:
