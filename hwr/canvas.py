@@ -12,7 +12,7 @@ from typing import Any
 
 from .ink import Ink, InkError
 
-MAX_STROKES = 400
+MAX_STROKES = 2_000    # a page of a few lines of print; more is not writing by hand
 MAX_POINTS = 200_000
 
 
@@ -29,11 +29,11 @@ def ink_from_canvas(value: Any, text: str | None = None) -> Ink | None:
     if not strokes:
         return None
     if len(strokes) > MAX_STROKES:
-        raise InkError(f"{len(strokes)} strokes is more than one line of handwriting ({MAX_STROKES} max); "
-                       "clear the canvas and write one line")
+        raise InkError(f"{len(strokes)} strokes is more than a page of handwriting ({MAX_STROKES} max); "
+                       "clear the canvas and write less")
     ink = Ink.from_json_dict({"strokes": strokes, "text": text})
     if ink.num_points > MAX_POINTS:
-        raise InkError(f"{ink.num_points:,} points is too many for one line ({MAX_POINTS:,} max); clear and retry")
+        raise InkError(f"{ink.num_points:,} points is too many for one page ({MAX_POINTS:,} max); clear and retry")
     return ink.validate(repair_time="clamp")
 
 

@@ -48,7 +48,10 @@ class LayoutConfig:
     continuation: float = 1.0    # a run starting right of a line this close to where the line would go continues it
     fragment_reach: float = 3.0   # how far a stroke or two beside a line may sit from its band and still join it
     fragment_drop: float = 1.0    # ... and, unless narrow, its centre this close to the stroke written beside it
+    alike_width: float = 0.4      # ... and are both this share of the wider one's width
     small_run: int = 2            # runs with at most this many shaping strokes are never a superimposed line
+    clearly_nearer: float = 0.6   # ... or this much nearer another line's band than its own (a small
+                                  # letter that opened a line before the stroke that started it)
     late_stroke: float = 1.2      # a small stroke this far from its run's band may belong to another line
 
 
@@ -175,7 +178,9 @@ def _merge(g: _Geometry, runs: list[_Band], cfg: LayoutConfig) -> list[_Band]:
             join = True  # dots and dashes only: their own line would be no line; late strokes are placed below
         elif best is not None and min(dist) < cfg.same_band:
             substantial = min(len(run.shaping), len(best.shaping)) > cfg.small_run
-            join = not (substantial and _overlap(best, run) >= cfg.superimposed)
+            wa, wb = best.x1 - best.x0, run.x1 - run.x0
+            alike = min(wa, wb) >= cfg.alike_width * max(wa, wb)  # a word rewritten is no second line
+            join = not (substantial and alike and _overlap(best, run) >= cfg.superimposed)
         else:
             best = next((line for line in lines if _continues(line, run, cfg)), None)
             join = best is not None
@@ -230,10 +235,11 @@ def _absorb_fragments(g: _Geometry, lines: list[_Band], cfg: LayoutConfig) -> No
             h = line.height
             # written on from the stroke before it (not after a return sweep), or leading into the next one
             narrow = frag.x1 - frag.x0 < 1.5 * h  # a quote mark, a comma: may sit well above or below
-            beside = any(n in line.strokes and _gap(g, n, frag) < 2 * h
-                         and (narrow or abs(g.cy[n] - frag.cy) < cfg.fragment_drop * h)
-                         for n, ok in ((before, before is not None and frag.x0 > g.x0[before] + 0.3 * h),
-                                       (after, after is not None and g.x0[after] > frag.x0 + 0.3 * h)) if ok)
+            after_it = (before in line.strokes and frag.x0 > g.x0[before] + 0.3 * h and _gap(g, before, frag) < 2 * h
+                        and (narrow or abs(g.cy[before] - frag.cy) < cfg.fragment_drop * h))
+            before_it = (after in line.strokes and g.x0[after] > frag.x0 - h and _gap(g, after, frag) < 2 * h
+                         and _vertical_share(g, line, frag) > 0.5)
+            beside = after_it or before_it
             d = _band_distance(g, line, frag)
             if beside and d < best_d:
                 best, best_d = line, d
@@ -242,6 +248,18 @@ def _absorb_fragments(g: _Geometry, lines: list[_Band], cfg: LayoutConfig) -> No
             best.shaping += frag.shaping
             best.fit(g)
             lines.remove(frag)
+
+
+def _vertical_share(g: _Geometry, line: _Band, frag: _Band) -> float:
+    """Share of the fragment's height inside the height of the line's writing beside it."""
+    idx = np.array(line.strokes)
+    near = idx[(g.x1[idx] >= frag.x0 - 3 * line.height) & (g.x0[idx] <= frag.x1 + 3 * line.height)]
+    if not len(near):
+        return 0.0
+    f = np.array(frag.strokes)
+    f0, f1 = float(g.y0[f].min()), float(g.y1[f].max())
+    inter = min(float(g.y1[near].max()), f1) - max(float(g.y0[near].min()), f0)
+    return max(inter, 0.0) / max(f1 - f0, 1e-9)
 
 
 def _gap(g: _Geometry, s: int, band: _Band) -> float:
@@ -261,13 +279,16 @@ def _move_late_strokes(g: _Geometry, lines: list[_Band], movable: np.ndarray, cf
     for li, line in enumerate(lines):
         for s in [s for s in line.strokes if movable[s]]:
             inside = spans[li][0] <= g.cx[s] <= spans[li][1]
-            if inside and line.offset(g, s) <= cfg.late_stroke:
-                continue
-            home, home_d = li, float(line.offset(g, s)) + (0 if inside else cfg.late_stroke)
+            own = float(line.offset(g, s))
+            if inside and own <= cfg.late_stroke:
+                margin = cfg.clearly_nearer  # in its line's band: only a line it sits squarely in takes it
+            else:
+                margin = 0.3
+            home, home_d = li, own + (0 if inside else cfg.late_stroke)
             for lj, other in enumerate(lines):
                 if lj != li and spans[lj][0] <= g.cx[s] <= spans[lj][1]:
                     d = float(other.offset(g, s))
-                    if d < home_d - 0.3:
+                    if d < home_d - margin:
                         home, home_d = lj, d
             if home != li:
                 line.strokes.remove(s)

@@ -1,15 +1,24 @@
-"""Personal models: fine-tune the shipped model on the samples a user saved in the app."""
+"""Personal models: fine-tune the shipped model on the samples a user saved in the app.
+
+A fine-tuning runs in the background as a plain `hwr train` (`start_fine_tuning`) into
+`<root>/run-<time>/`; the app holds no process handle, so everything it shows is read back from
+that folder: `personal_models` lists the runs that have weights and `run_progress` reads
+`metrics.jsonl`, `config.json` and the `done` / `failed` markers.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 PERSONAL_EPOCHS = 15
+LOG_TAIL_CHARS = 300
 
 
 def fine_tune_command(store: str | os.PathLike, base_model: str | os.PathLike, out: str | os.PathLike,
@@ -34,3 +43,57 @@ def start_fine_tuning(store: str | os.PathLike, base_model: str | os.PathLike, r
     subprocess.Popen(["/bin/sh", "-c", f"{cmd} > {log} 2>&1 && touch {done} || touch {failed}"],
                      start_new_session=True)
     return run
+
+
+def personal_models(root: str | os.PathLike) -> dict[str, Path]:
+    """{label: best.pt} for every run under `root` that has weights, newest first.
+
+    A run still training is listed too: it writes best.pt after each epoch (its store has no
+    validation split), so its latest weights are already a usable model.
+    """
+    models = {}
+    for run in sorted(Path(root).glob("run-*"), reverse=True):
+        if (run / "best.pt").is_file():
+            models[f"personal ({run.name.removeprefix('run-')})"] = run / "best.pt"
+    return models
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """How far a background fine-tuning has got, as read from its run folder."""
+
+    epochs_done: int
+    epochs_total: int
+    state: str      # "running", "done" or "failed"
+    log_tail: str   # the end of train.log: the reason when it failed
+
+    @property
+    def fraction(self) -> float:
+        """Epochs done over the total, in [0, 1] (a progress bar's value)."""
+        return min(self.epochs_done / max(self.epochs_total, 1), 1.0)
+
+
+def run_progress(run: str | os.PathLike) -> RunProgress:
+    """Progress of the run in folder `run`, whatever stage it is at.
+
+    Every file may be missing or half written (the trainer has not started yet, or is writing
+    right now), so each is read defensively: no metrics means no epoch done, and no readable
+    config.json means the epochs `start_fine_tuning` asks for.
+    """
+    from .train import read_metrics  # torch is heavy; the listing above does not need it
+    run = Path(run)
+    metrics = run / "metrics.jsonl"
+    rows = read_metrics(metrics) if metrics.is_file() else []
+    total = PERSONAL_EPOCHS
+    try:
+        total = int(json.loads((run / "config.json").read_text())["epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    # a resumed run logs an epoch once (metrics are trimmed on resume); count distinct epochs anyway
+    done = len({r.get("epoch") for r in rows if r.get("kind") == "epoch"})
+    state = "failed" if (run / "failed").exists() else "done" if (run / "done").exists() else "running"
+    try:
+        tail = (run / "train.log").read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:]
+    except OSError:
+        tail = ""
+    return RunProgress(done, total, state, tail)

@@ -1,5 +1,7 @@
 """Logic tests of the Streamlit app with AppTest (ink injected through session state)."""
 
+import ast
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ def test_ink_from_canvas_accepts_browser_data_and_rejects_bad():
     assert ink_from_canvas([{"points": [[-30, 5, 1, None], [5, 500, 2, None]]}]).num_points == 2
     with pytest.raises(InkError):
         ink_from_canvas([{"points": [[0, "x", 1, 0]]}])
-    with pytest.raises(InkError, match="more than one line"):
+    with pytest.raises(InkError, match="more than a page"):
         ink_from_canvas([{"points": [[i, i, i, 0.5]]} for i in range(MAX_STROKES + 1)])
     with pytest.raises(InkError):
         ink_from_canvas([{"points": [[float("nan"), 0, 1, 0.5]]}])
@@ -106,7 +108,7 @@ def test_app_bad_inputs_keep_the_session_working(app):
     assert not at.exception  # a single dot is read (as something) without a traceback
     at.session_state["strokes"] = [{"points": [[i, i, i, 0.5]]} for i in range(MAX_STROKES + 5)]
     at.run()
-    assert not at.exception and any("more than one line" in w.value for w in at.warning)
+    assert not at.exception and any("more than a page" in w.value for w in at.warning)
     at.session_state["strokes"] = [{"points": [[0, 1e9, 1, 0.5]]}]
     at.run()
     assert not at.exception and at.warning
@@ -150,3 +152,136 @@ def test_app_reads_an_ink_once_however_often_the_page_reruns(app, monkeypatch):
     at.session_state["strokes"] = canvas_strokes("bad cab", seed=1000)[:-1]  # a new ink: read again
     at.run()
     assert len(calls) == first + 1
+
+
+@pytest.mark.slow
+def test_app_picked_alternative_becomes_the_correction(app):
+    at = app.run()
+    at.radio(key="decoder_kind").set_value("beam search").run()  # n-best lists need the beam search
+    at.session_state["strokes"] = canvas_strokes("bad cab", seed=1000)
+    at.run()
+    alts = next(r for r in at.radio if r.key and r.key.startswith("alt-"))
+    texts = [ast.literal_eval(o.rsplit("   (score", 1)[0]) for o in alts.options]  # labels are "'text'   (score s)"
+    assert len(texts) >= 2 and texts[0] == "bad cab"
+    alts.set_value(texts[1]).run()
+    assert next(t for t in at.text_input if t.key and t.key.startswith("fix-")).value == texts[1]
+
+
+# ---------------------------------------------------------------- page mode
+PAGE = [("bad cab", 1000), ("ace", 4)]  # (text, seed): lines the tiny model reads
+
+
+def page_strokes(lines=PAGE, pitch: float = 250.0) -> list[dict]:
+    """Synthetic lines one under another (`pitch` apart, written a minute apart), as the canvas sends them."""
+    out = []
+    for i, (text, seed) in enumerate(lines):
+        for s in canvas_strokes(text, seed=seed):
+            for p in s["points"]:
+                p[1] += i * pitch
+                p[2] += i * 60_000.0
+            out.append(s)
+    return out
+
+
+def _page_mode(app):
+    at = app.run()
+    at.radio(key="mode").set_value("Page").run()
+    assert not at.exception and "Write lines" in _result_text(at)
+    return at
+
+
+def _page_lines(at) -> list[str]:
+    html_ = next(m.value for m in at.markdown if 'class="hwr-result"' in m.value)
+    return [x.split("</div>", 1)[0] for x in html_.split('<div class="hwr-line">')[1:]]
+
+
+@pytest.mark.slow
+def test_app_page_mode_reads_lines_and_saves_one_sample_per_line(app, tmp_path):
+    at = _page_mode(app)
+    strokes = page_strokes()
+    at.session_state["strokes"] = strokes
+    at.run()
+    assert not at.exception
+    assert _page_lines(at) == ["bad cab", "ace"]
+    fix = next(t for t in at.text_area if t.key and t.key.startswith("fix-"))
+    assert fix.value == "bad cab\nace"
+    fix.set_value("bad cab\nacc").run()
+    next(b for b in at.button if b.key and b.key.startswith("save-")).click().run()
+    assert not at.exception
+    with Store(tmp_path / "data" / "feedback.h5") as s:
+        saved = sorted((s[i].text, len(s[i].ink)) for i in range(len(s)))
+    first = len(canvas_strokes("bad cab", seed=1000))
+    assert saved == [("acc", len(strokes) - first), ("bad cab", first)]
+    # a correction that loses a line is refused, not saved under the wrong ink
+    next(t for t in at.text_area if t.key and t.key.startswith("fix-")).set_value("bad cab ace").run()
+    next(b for b in at.button if b.key and b.key.startswith("save-")).click().run()
+    assert any("Not saved" in i.value for i in at.info)
+    with Store(tmp_path / "data" / "feedback.h5") as s:
+        assert len(s) == 2
+
+
+@pytest.mark.slow
+def test_app_page_reads_only_the_line_that_changed(app, monkeypatch):
+    """The tab's LineCache: a stroke on the second line runs the network on that line alone."""
+    from hwr.recognizer import Recognizer
+    batches = []
+    real = Recognizer.log_probs
+    monkeypatch.setattr(Recognizer, "log_probs", lambda self, feats: batches.append(len(feats)) or real(self, feats))
+    at = _page_mode(app)
+    batches.clear()  # the recognizer's warm-up on loading
+    strokes = page_strokes()
+    at.session_state["strokes"] = strokes[:-1]
+    at.run()
+    assert sum(batches) == 2 and len(_page_lines(at)) == 2
+    batches.clear()
+    at.session_state["strokes"] = strokes  # the last stroke of "ace"
+    at.run()
+    assert batches == [1] and _page_lines(at) == ["bad cab", "ace"]
+
+
+@pytest.mark.slow
+def test_app_page_word_alternatives_fill_the_correction_box(app, monkeypatch):
+    """Each word offers its alternatives; a pick replaces that word in the correction text and
+    stays picked while another line changes."""
+    from hwr.recognizer import Recognizer
+    real = Recognizer.recognize
+
+    def with_second_reading(self, ink, **kw):  # every word also offered in capitals
+        result = real(self, ink, **kw)
+        for w in result.words:
+            if len(w.alternatives) < 2:
+                w.alternatives = [w.alternatives[0], replace(w.alternatives[0], text=w.text.upper(), score=-99.0)]
+        return result
+    monkeypatch.setattr(Recognizer, "recognize", with_second_reading)
+    at = _page_mode(app)
+    at.session_state["strokes"] = page_strokes()
+    at.run()
+    words = [r for r in at.radio if r.key and r.key.startswith("word-")]
+    assert [r.value for r in words] == ["bad", "cab", "ace"] and len(words[2].options) == 2
+    words[2].set_value("ACE").run()
+    assert next(t for t in at.text_area if t.key.startswith("fix-")).value == "bad cab\nACE"
+    first = canvas_strokes("bad cab", seed=1000)
+    at.session_state["strokes"] = first[:-1] + page_strokes()[len(first):]
+    at.run()  # the first line loses a stroke and is read anew; the second line's pick stays
+    assert not at.exception
+    assert next(t for t in at.text_area if t.key.startswith("fix-")).value.endswith("\nACE")
+
+
+@pytest.mark.slow
+def test_app_page_highlights_a_characters_strokes_on_its_line(app):
+    import xml.etree.ElementTree as ET
+    from hwr.svg import HIGHLIGHT
+    at = _page_mode(app)
+    strokes = page_strokes()
+    at.session_state["strokes"] = strokes
+    at.run()
+    pick = next(s for s in at.selectbox if s.key and s.key.startswith("hl-"))
+    a_of_ace = next(o for o in pick.options if o.startswith("8: "))  # "bad cab\nace": index 8 is the a
+    assert a_of_ace == "8: a"
+    pick.set_value(a_of_ace).run()
+    svg = next(m.value for m in at.markdown if m.value.startswith("<svg"))
+    paths = ET.fromstring(svg).findall("{http://www.w3.org/2000/svg}path")
+    lit = [k for k, p in enumerate(paths) if p.get("stroke") == HIGHLIGHT]
+    first = len(canvas_strokes("bad cab", seed=1000))
+    a_strokes = len(canvas_strokes("a", seed=4))
+    assert len(paths) == len(strokes) and lit and set(lit) <= set(range(first, first + a_strokes + 1))

@@ -266,3 +266,49 @@ def test_page_settles_soon_after_pen_up_on_a_30_character_line(page):
     out = Path(os.environ.get("HWR_BENCH_OUT", "/tmp")) / "app_latency_settled.json"
     out.write_text(json.dumps(report))
     print(f"pen-up -> page settled: {report}")
+
+
+PAGE_LINES = ["church like", "shame wide", "bath after"]  # words with ascenders: scaled alike, spaced alike
+
+
+def test_page_mode_reads_three_written_lines_in_order(page):
+    """Page mode: three lines of real handwriting (fixture words), one per ruled row, are read back
+    as three lines in the order written, each line shown as soon as it is written; a word's other
+    readings are one click away."""
+    words = {json.loads(x)["ink"]["text"]: json.loads(x)["ink"]
+             for x in (FIXTURES / "golden.jsonl").read_text().splitlines()}
+    page.get_by_text("Page", exact=True).click()
+    page.wait_for_function("() => { const c = document.querySelector('canvas'); return c && c.dataset.rows > 1; }",
+                           timeout=30_000)  # the board is mounted anew, taller
+    page.wait_for_selector("text=Write lines of text", timeout=30_000)
+    canvas = page.locator("canvas").first
+    box = canvas.bounding_box()
+    pitch = box["height"] / int(canvas.get_attribute("data-rows"))
+    assert pitch > 80, box  # room for a word in each row
+    for i, line in enumerate(PAGE_LINES):
+        # each word half a row tall, sitting on the row's baseline (68% down the row)
+        strokes = compose_line([words[w] for w in line.split()], height=0.5 * pitch, gap=0.3 * pitch,
+                               top=(i + 0.18) * pitch)
+        assert max(p[0] for s in strokes for p in s) < box["width"], "the line does not fit the canvas"
+        draw(page, strokes)
+        page.wait_for_function("(n) => document.querySelectorAll('.hwr-result .hwr-line').length === n",
+                               arg=i + 1, timeout=30_000)
+        shown = page.locator(".hwr-result .hwr-line").all_inner_texts()
+        assert [t.strip() for t in shown] == PAGE_LINES[:i + 1]
+    assert page.locator(".hwr-result").first.get_attribute("data-lines") == "3"
+    # the correction box starts from the page's text, one line per written line (a box made for
+    # an earlier text may linger while the page updates: wait for the one)
+    page.wait_for_function("""(t) => {
+        const boxes = document.querySelectorAll('textarea[aria-label^="Correct text"]');
+        return boxes.length === 1 && boxes[0].value === t;
+    }""", arg="\n".join(PAGE_LINES), timeout=30_000)
+    # a word's other readings are one click away; picking one rewrites that word in the correction
+    page.locator("[data-testid='stPopover'] button", has_text="like").click()
+    option = page.get_by_role("radiogroup", name="Readings of 'like'").locator("label").nth(1)
+    other = option.inner_text().split("(score")[0].strip()
+    assert other and other != "like"
+    option.click()
+    page.wait_for_function("""(t) => {
+        const boxes = document.querySelectorAll('textarea[aria-label^="Correct text"]');
+        return boxes.length === 1 && boxes[0].value === t;
+    }""", arg="\n".join([f"church {other}"] + PAGE_LINES[1:]), timeout=30_000)

@@ -5,16 +5,16 @@
 
 A thin shell over the package: strokes -> `hwr.canvas.ink_from_canvas` -> `Recognizer`.
 The recognizer is loaded once per process (`st.cache_resource`, thread-safe); each browser
-tab keeps its own strokes in `st.session_state`.
+tab keeps its own strokes, results and `LineCache` in `st.session_state`. Line mode reads one
+line; page mode gives a taller ruled board whose lines are read (and cached) one by one.
 """
 
 from __future__ import annotations
 
 import html
-import json
-import os
 import time
 import uuid
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,21 +24,20 @@ from hwr.canvas import MAX_UPLOAD_BYTES, ink_from_canvas, ink_from_upload
 from hwr.checkpoint import CheckpointError
 from hwr.decode import DecoderConfig
 from hwr.exporters import ink_to_inkml
+from hwr.errors import InputError
+from hwr.feedback import apply_picks, labelled_lines
 from hwr.ink import Ink, InkError, Stroke
-from hwr.personal import start_fine_tuning
-from hwr.recognizer import Recognizer, default_model_path, stroke_owner
+from hwr.paths import feedback_store, personal_root
+from hwr.personal import personal_models, run_progress, start_fine_tuning
+from hwr.recognizer import LineCache, Recognizer, Result, default_model_path, stroke_owner
 from hwr.store import Sample, Store, StoreError, append_samples
+from hwr.svg import colored_text, ink_svg
 
 HERE = Path(__file__).parent
-BOARD_HEIGHT = 220
+BOARD_HEIGHT = 220    # line mode: one line, baseline at 68% of the height
+PAGE_ROWS = 5         # page mode: ruled rows of PAGE_ROW_HEIGHT px, each like a small line board
+PAGE_ROW_HEIGHT = 110
 MIN_PERSONAL_SAMPLES = 10
-PALETTE = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-
-
-def data_dir() -> Path:
-    base = os.environ.get("HWR_DATA_DIR") or os.path.join(
-        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "hwr")
-    return Path(base)
 
 
 @st.cache_resource(show_spinner="Loading the recognizer...")
@@ -61,53 +60,17 @@ board = st.components.v2.component(
 )
 
 
-def ink_svg(ink: Ink, owner=None, highlight: int | None = None, height: int = 120) -> str:
-    """The ink as inline SVG, each stroke coloured by the character that claims it."""
-    pts = ink.points()
-    x0, y0 = pts[:, 0].min(), pts[:, 1].min()
-    w, h = max(pts[:, 0].max() - x0, 1), max(pts[:, 1].max() - y0, 1)
-    scale = (height - 10) / h
-    width = int(w * scale + 10)
-    paths = []
-    for k, s in enumerate(ink.strokes):
-        c = "#222"
-        lw = 2.2
-        if owner is not None and owner[k] >= 0:
-            c = PALETTE[owner[k] % len(PALETTE)]
-            if highlight is not None:
-                c, lw = ("#d62728", 3.5) if owner[k] == highlight else ("#c8c8c8", 2.0)
-        d = " ".join(f"{'M' if i == 0 else 'L'}{(x - x0) * scale + 5:.1f},{(y - y0) * scale + 5:.1f}"
-                     for i, (x, y) in enumerate(s.points[:, :2]))
-        if len(s) == 1:
-            d += " l0.1,0.1"
-        paths.append(f'<path d="{d}" stroke="{c}" stroke-width="{lw}" fill="none" stroke-linecap="round" '
-                     f'stroke-linejoin="round"/>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{min(width, 1100)}" height="{height}" '
-            f'viewBox="0 0 {width} {height}">{"".join(paths)}</svg>')
-
-
-def colored_text(text: str, owner_chars: set[int]) -> str:
-    out = []
-    for i, ch in enumerate(text):
-        c = PALETTE[i % len(PALETTE)] if i in owner_chars else "#444"
-        out.append(f'<span style="color:{c}">{html.escape(ch) if ch != " " else "&nbsp;"}</span>')
-    return "".join(out)
-
-
 # ---------------------------------------------------------------------- sidebar
 def sidebar() -> tuple[Recognizer | None, DecoderConfig | None, Path]:
     st.sidebar.header("hwr")
-    personal_root = data_dir() / "personal"
     models = {"shipped model": str(default_model_path())}
-    for run in sorted(personal_root.glob("run-*"), reverse=True):
-        if (run / "best.pt").exists():
-            models[f"personal ({run.name[4:]})"] = str(run / "best.pt")
+    models.update((label, str(path)) for label, path in personal_models(personal_root()).items())
     choice = st.sidebar.selectbox("Model", list(models), key="model_choice")
     try:
         rec, problem = load_recognizer(models[choice])
     except (CheckpointError, FileNotFoundError) as e:
         st.error(f"Cannot load the model: {e}")
-        return None, None, data_dir()
+        return None, None, feedback_store()
     base = rec.decoder_config
     if problem:
         st.warning(f"Beam search is off, so transcriptions are less accurate: {problem}", icon="⚠️")
@@ -120,7 +83,7 @@ def sidebar() -> tuple[Recognizer | None, DecoderConfig | None, Path]:
     params = rec.info.get("parameters", 0)
     st.sidebar.caption(f"{Path(models[choice]).name}: {params / 1e6:.2f}M parameters, "
                        f"{len(rec.alphabet)} characters")
-    store_path = Path(st.sidebar.text_input("Feedback store", str(data_dir() / "feedback.h5"), key="store_path"))
+    store_path = Path(st.sidebar.text_input("Feedback store", str(feedback_store()), key="store_path"))
     return rec, cfg, store_path
 
 
@@ -134,21 +97,15 @@ def saved_count(path: Path) -> int:
 
 def personal_model_panel(store_path: Path, n_saved: int) -> None:
     st.sidebar.subheader("Personal model")
-    root = data_dir() / "personal"
     running = st.session_state.get("personal_run")
     if running:
-        run = Path(running)
-        rows = []
-        if (run / "metrics.jsonl").exists():
-            rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        epochs = [r for r in rows if r.get("kind") == "epoch"]
-        total = json.loads((run / "config.json").read_text())["epochs"] if (run / "config.json").exists() else 1
-        proc_done = (run / "done").exists() or (run / "failed").exists()
-        st.sidebar.progress(min(len(epochs) / max(total, 1), 1.0), text=f"fine-tuning: epoch {len(epochs)}/{total}")
-        if (run / "failed").exists():
-            st.sidebar.error("Fine-tuning failed: " + (run / "train.log").read_text()[-300:])
+        progress = run_progress(running)
+        st.sidebar.progress(progress.fraction,
+                            text=f"fine-tuning: epoch {progress.epochs_done}/{progress.epochs_total}")
+        if progress.state == "failed":
+            st.sidebar.error("Fine-tuning failed: " + progress.log_tail)
             st.session_state.pop("personal_run")
-        elif proc_done:
+        elif progress.state == "done":
             st.sidebar.success("Your personal model is ready: pick it under Model.")
             st.session_state.pop("personal_run")
         return
@@ -157,7 +114,7 @@ def personal_model_panel(store_path: Path, n_saved: int) -> None:
                            "on your handwriting.")
         return
     if st.sidebar.button(f"Fine-tune on my {n_saved} samples"):
-        run = start_fine_tuning(store_path, default_model_path(), root)
+        run = start_fine_tuning(store_path, default_model_path(), personal_root())
         st.session_state["personal_run"] = str(run)
         st.rerun()
 
@@ -166,54 +123,125 @@ def personal_model_panel(store_path: Path, n_saved: int) -> None:
 RESULTS_KEPT = 16  # per browser tab: the current ink, the previous ones (undo), uploads
 
 
-def recognized(rec: Recognizer, cfg: DecoderConfig, ink: Ink):
-    """(result, ms) for this ink and decoder, read once per tab: picking an alternative,
-    highlighting a character or typing a correction reruns the script but not the recognizer."""
-    cache = st.session_state.setdefault("results", {})
-    key = (rec.info["path"], repr(cfg), ink.digest())
+def recognized(rec: Recognizer, cfg: DecoderConfig, ink: Ink, layout: str = "page"):
+    """(result, ms) for this ink, decoder and layout, read once per tab: picking an alternative,
+    highlighting a character or typing a correction reruns the script but not the recognizer.
+
+    The tab's `LineCache` (its keys name the model and decoder settings) makes a stroke on a page
+    cost one line: the lines it did not touch come back from the cache.
+    """
+    ss = st.session_state
+    cache = ss.setdefault("results", {})
+    lines = ss.setdefault("line_cache", LineCache())
+    key = (rec.info["path"], repr(cfg), layout, ink.digest())
     if key not in cache:
         t0 = time.perf_counter()
-        cache[key] = (rec.recognize(ink, decoder=cfg), (time.perf_counter() - t0) * 1000)
+        result = rec.recognize(ink, decoder=cfg, cache=lines, layout=layout)
+        cache[key] = (result, (time.perf_counter() - t0) * 1000)
         while len(cache) > RESULTS_KEPT:
             cache.pop(next(iter(cache)))
     return cache[key]
 
 
-def show_result(rec: Recognizer, cfg: DecoderConfig, ink: Ink, key: str) -> str | None:
-    """Transcribe and show text, alternatives, strokes per character; returns the chosen text."""
+def _digest(text: str) -> str:
+    """A short stable name for a text, for widget keys that must change when the text does."""
+    return f"{zlib.crc32(text.encode()):08x}"
+
+
+def word_picks(result: Result, key: str) -> list[str]:
+    """Each word of each line as a button that opens its alternatives, one row per line; returns
+    the reading picked for each of `result.words` (the recognised word until another is picked).
+
+    A word's widget key names its line, its place and its alternatives, so a pick survives the
+    strokes written on other lines and is dropped when the word itself is read anew.
+    """
+    ss = st.session_state
+    picks = {}
+    for li in range(len(result.lines)):
+        words = [(n, w) for n, w in enumerate(result.words) if w.line == li]
+        if not words:
+            continue
+        row = st.container(horizontal=True, gap="small")
+        for j, (n, w) in enumerate(words):
+            alts = [a.text for a in w.alternatives] or [w.text]
+            labels = {t: t for t in alts} | {a.text: f"{a.text}   (score {a.score:.1f})" for a in w.alternatives}
+            wkey = f"word-{key}-{li}-{j}-{_digest(chr(31).join(alts))}"
+            label = ss.get(wkey) if ss.get(wkey) in alts else alts[0]
+            with row.popover(label or " ", disabled=len(alts) < 2, key=f"pop-{wkey}"):
+                picks[n] = st.radio(f"Readings of {w.text!r}", alts, key=wkey, format_func=labels.__getitem__)
+    return [picks.get(n, w.text) for n, w in enumerate(result.words)]
+
+
+def show_result(rec: Recognizer, cfg: DecoderConfig, ink: Ink, key: str, view: str = "auto",
+                words_key: str | None = None) -> tuple[Result, str] | None:
+    """Transcribe and show text, alternatives, strokes per character; returns the result and the
+    text for the correction box, or None when the ink cannot be read.
+
+    view "line": the ink read as one line, with whole-line alternatives (line mode, as before
+    pages). "page": cut into lines, one row per line, per-word alternatives (widget keys from
+    `words_key`, default `key`). "auto" (uploads): cut into lines, shown as a page if it has several.
+    """
     try:
-        result, ms = recognized(rec, cfg, ink)
+        result, ms = recognized(rec, cfg, ink, layout="line" if view == "line" else "page")
     except (InkError, ValueError) as e:
         st.warning(f"Cannot read this ink: {e}")
         return None
-    st.markdown(f'<div class="hwr-result" data-strokes="{len(ink)}" style="font-size:2rem;font-family:serif;'
-                f'min-height:2.6rem">{html.escape(result.text) or "&nbsp;"}</div>', unsafe_allow_html=True)
-    st.caption(f"recognised in {ms:.0f} ms with {cfg.kind} decoding, {len(ink)} strokes")
-    options = [h.text for h in result.candidates]
-    labels = {h.text: f"{h.text!r}   (score {h.score:.1f})" for h in result.candidates}
-    chosen = st.radio("Alternatives", options, format_func=lambda t: labels[t], key=f"alt-{key}") if options else ""
+    page = view == "page" or (view == "auto" and len(result.lines) > 1)
+    style = "font-size:2rem;font-family:serif;min-height:2.6rem"
+    if page:
+        rows = "".join(f'<div class="hwr-line">{html.escape(line.text) or "&#160;"}</div>' for line in result.lines)
+        st.markdown(f'<div class="hwr-result" data-strokes="{len(ink)}" data-lines="{len(result.lines)}" '
+                    f'style="{style};line-height:1.35">{rows or "&#160;"}</div>', unsafe_allow_html=True)
+        st.caption(f"recognised in {ms:.0f} ms with {cfg.kind} decoding, {len(ink)} strokes, "
+                   f"{len(result.lines)} lines; click a word for other readings")
+        chosen = apply_picks(result.text, result.words, word_picks(result, words_key or key))
+    else:
+        st.markdown(f'<div class="hwr-result" data-strokes="{len(ink)}" style="{style}">'
+                    f'{html.escape(result.text) or "&nbsp;"}</div>', unsafe_allow_html=True)
+        st.caption(f"recognised in {ms:.0f} ms with {cfg.kind} decoding, {len(ink)} strokes")
+        options = [h.text for h in result.candidates]
+        labels = {h.text: f"{h.text!r}   (score {h.score:.1f})" for h in result.candidates}
+        chosen = (st.radio("Alternatives", options, format_func=lambda t: labels[t], key=f"alt-{key}")
+                  if options else "")
     owner = stroke_owner(result.char_spans, len(ink))
     claimed = {int(o) for o in owner if o >= 0}
-    chars = [f"{i}: {c}" for i, c in enumerate(result.text) if c != " "]
+    chars = [f"{i}: {c}" for i, c in enumerate(result.text) if c not in " \n"]
     pick = st.selectbox("Show the strokes of character", ["all characters"] + chars, key=f"hl-{key}")
     hl = None if pick == "all characters" else int(pick.split(":")[0])
     st.markdown(f'<div class="hwr-colored" style="font-size:1.4rem">{colored_text(result.text, claimed)}</div>',
                 unsafe_allow_html=True)
-    st.markdown(ink_svg(ink, owner, hl), unsafe_allow_html=True)
-    return chosen
+    st.markdown(ink_svg(ink, owner, hl, height=120 if len(result.lines) <= 1 else min(100 * len(result.lines), 500)),
+                unsafe_allow_html=True)
+    return result, chosen
 
 
-def feedback(ink: Ink, chosen: str, store_path: Path, key: str) -> None:
-    text = st.text_input("Correct text (what you wrote)", value=chosen or "", key=f"fix-{key}")
+def _save(store_path: Path, inks: list[Ink]) -> None:
+    """Append labelled inks to the feedback store; the outcome is shown after the rerun."""
+    samples = [Sample(i, id=f"app-{uuid.uuid4().hex[:12]}", writer="me", split="", source="hwr-app") for i in inks]
+    try:
+        n = append_samples(store_path, samples)
+        st.session_state["saved_msg"] = f"Saved. {n} samples in {store_path}"
+    except (StoreError, InkError, OSError) as e:
+        st.session_state["saved_msg"] = f"Could not save: {e}"
+
+
+def feedback(ink: Ink, result: Result, chosen: str, store_path: Path, key: str) -> None:
+    """The correction box, saving and downloads. A page of several lines is corrected one text
+    line per written line and saved as one sample per line (`feedback.labelled_lines`)."""
+    # the key follows `chosen`: a keyed box keeps its old text when only its value changes
+    fix_key = f"fix-{key}-{_digest(chosen)}"
+    several = len(result.lines) > 1
+    if several:
+        text = st.text_area("Correct text (what you wrote), one line per written line", value=chosen, key=fix_key,
+                            height=40 + 28 * len(result.lines))
+    else:
+        text = st.text_input("Correct text (what you wrote)", value=chosen or "", key=fix_key)
     c1, c2, c3 = st.columns(3)
     if c1.button("Save to my samples", key=f"save-{key}", disabled=not text.strip()):
-        sample = Sample(Ink(ink.strokes, text.strip()), id=f"app-{uuid.uuid4().hex[:12]}", writer="me",
-                        split="", source="hwr-app")
         try:
-            n = append_samples(store_path, [sample])
-            st.session_state["saved_msg"] = f"Saved. {n} samples in {store_path}"
-        except (StoreError, InkError, OSError) as e:
-            st.session_state["saved_msg"] = f"Could not save: {e}"
+            _save(store_path, labelled_lines(ink, result.lines, text) if several else [Ink(ink.strokes, text.strip())])
+        except InputError as e:
+            st.session_state["saved_msg"] = f"Not saved: {e}."
         st.rerun()
     c2.download_button("Download InkML", ink_to_inkml(Ink(ink.strokes, text or None)), file_name="ink.inkml",
                        mime="application/inkml+xml", key=f"dl-inkml-{key}")
@@ -225,13 +253,22 @@ def feedback(ink: Ink, chosen: str, store_path: Path, key: str) -> None:
 def drawing(rec: Recognizer, cfg: DecoderConfig, store_path: Path) -> None:
     ss = st.session_state
     ss.setdefault("strokes", [])
-    ss.setdefault("board_version", 0)
-    c1, c2, _ = st.columns([1, 1, 6])
+    ss.setdefault("board_version", 0)  # a new board (new key) after Clear, Undo or a mode switch
+    ss.setdefault("cleared", 0)        # word picks belong to one page: Clear starts another
+    c1, c2, c3, _ = st.columns([1, 1, 2, 4])
     if c1.button("Clear", key="clear"):
-        ss.strokes, ss.board_version = [], ss.board_version + 1
+        ss.strokes, ss.board_version, ss.cleared = [], ss.board_version + 1, ss.cleared + 1
     if c2.button("Undo", key="undo", disabled=not ss.strokes):
         ss.strokes, ss.board_version = ss.strokes[:-1], ss.board_version + 1
-    result = board(key=f"board-{ss.board_version}", data={"strokes": ss.strokes, "height": BOARD_HEIGHT},
+    mode = c3.radio("Mode", ["Line", "Page"], key="mode", horizontal=True, label_visibility="collapsed",
+                    help="Page: a taller board with ruled lines, read line by line")
+    if ss.setdefault("board_mode", mode) != mode:
+        # a fresh board of the other size, the strokes kept; a new key, so the old board's
+        # last value cannot come back and overwrite strokes written since
+        ss.board_mode, ss.board_version = mode, ss.board_version + 1
+    page = mode == "Page"
+    height, rows = (PAGE_ROWS * PAGE_ROW_HEIGHT, PAGE_ROWS) if page else (BOARD_HEIGHT, 1)
+    result = board(key=f"board-{ss.board_version}", data={"strokes": ss.strokes, "height": height, "rows": rows},
                    default={"strokes": None}, on_strokes_change=lambda: None)
     sent = getattr(result, "strokes", None)
     if sent is not None:
@@ -242,13 +279,14 @@ def drawing(rec: Recognizer, cfg: DecoderConfig, store_path: Path) -> None:
         st.warning(f"{e}")
         return
     if ink is None:
-        st.markdown('<div class="hwr-result" data-strokes="0" style="color:#888">Write a line of text above, '
+        hint = "Write lines of text above, one on each ruled line," if page else "Write a line of text above,"
+        st.markdown(f'<div class="hwr-result" data-strokes="0" style="color:#888">{hint} '
                     'with a mouse, pen or finger.</div>', unsafe_allow_html=True)
         return
     key = f"{ss.board_version}-{len(ss.strokes)}"
-    chosen = show_result(rec, cfg, ink, key)
-    if chosen is not None:
-        feedback(ink, chosen, store_path, key)
+    shown = show_result(rec, cfg, ink, key, view=mode.lower(), words_key=f"page{ss.cleared}")
+    if shown is not None:
+        feedback(ink, *shown, store_path, key)
     if ss.get("saved_msg"):
         st.info(ss.pop("saved_msg"))
 
@@ -273,7 +311,7 @@ def upload_panel(rec: Recognizer, cfg: DecoderConfig) -> None:
             if unknown:
                 st.warning("The label uses characters this model cannot write: "
                            + ", ".join(repr(c) for c in sorted(unknown)))
-        show_result(rec, cfg, ink, key=f"upload-{up.file_id}")
+        show_result(rec, cfg, ink, key=f"upload-{up.file_id}")  # several lines: shown as a page
 
 
 def main() -> None:

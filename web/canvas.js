@@ -14,18 +14,24 @@ export default function ({ parentElement, data, setStateValue }) {
   let current = null;
   const dpr = window.devicePixelRatio || 1;
 
+  // data.rows ruled rows of equal pitch (a page), each with a baseline and an x-height guide;
+  // one row (a line) spans the whole board.
+  const rows = Math.max(1, (data && data.rows) || 1);
   function guides(w) {
+    const pitch = height / rows;
     ctx.save();
-    ctx.strokeStyle = "#9db4d0";
     ctx.setLineDash([6, 6]);
     ctx.lineWidth = 1;
-    ctx.beginPath();
-    ctx.moveTo(12, height * 0.68); ctx.lineTo(w - 12, height * 0.68); // baseline
-    ctx.stroke();
-    ctx.strokeStyle = "#e3ebf5";
-    ctx.beginPath();
-    ctx.moveTo(12, height * 0.42); ctx.lineTo(w - 12, height * 0.42); // x-height guide
-    ctx.stroke();
+    for (let i = 0; i < rows; i++) {
+      ctx.strokeStyle = "#9db4d0";
+      ctx.beginPath();
+      ctx.moveTo(12, (i + 0.68) * pitch); ctx.lineTo(w - 12, (i + 0.68) * pitch); // baseline
+      ctx.stroke();
+      ctx.strokeStyle = "#e3ebf5";
+      ctx.beginPath();
+      ctx.moveTo(12, (i + 0.42) * pitch); ctx.lineTo(w - 12, (i + 0.42) * pitch); // x-height guide
+      ctx.stroke();
+    }
     ctx.restore();
   }
   function drawStroke(s) {
@@ -96,4 +102,5 @@ export default function ({ parentElement, data, setStateValue }) {
   new ResizeObserver(resize).observe(root);
   resize();
   canvas.dataset.strokes = String(strokes.length);
+  canvas.dataset.rows = String(rows);
 }
