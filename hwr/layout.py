@@ -45,7 +45,7 @@ class LayoutConfig:
                                   # over the previous one; merging decides whether it was a correction
     same_band: float = 0.5        # two runs whose shaping strokes sit this close to each other's band share it
     superimposed: float = 0.5     # runs sharing a band and overlapping this share of the narrower one stay apart
-    continuation: float = 1.0    # a run starting right of a line this close to where the line would go continues it
+    continuation: float = 2.0    # a run starting right of a line this close to where the line would go continues it
     fragment_reach: float = 3.0   # how far a stroke or two beside a line may sit from its band and still join it
     fragment_drop: float = 1.0    # ... and, unless narrow, its centre this close to the stroke written beside it
     alike_width: float = 0.4      # ... and are both this share of the wider one's width
@@ -196,7 +196,7 @@ def _merge(g: _Geometry, runs: list[_Band], cfg: LayoutConfig) -> list[_Band]:
 def _continues(line: _Band, run: _Band, cfg: LayoutConfig) -> bool:
     """The run goes on to the right of the line, where the line's slope would put it (a sloping
     line whose slope the run's first strokes could not show yet)."""
-    if run.x0 < line.x1 - line.height or run.x0 > line.x1 + 6 * line.height:
+    if run.x0 < max(line.x1 - line.height, line.x0 + line.height) or run.x0 > line.x1 + 6 * line.height:
         return False
     sloped = abs(run.y_at(run.x0) - line.y_at(run.x0))
     flat = abs(run.cy - line.y_at(line.x1))  # a slope read off a few words is noisy: either may be right
@@ -237,7 +237,7 @@ def _absorb_fragments(g: _Geometry, lines: list[_Band], cfg: LayoutConfig) -> No
             narrow = frag.x1 - frag.x0 < 1.5 * h  # a quote mark, a comma: may sit well above or below
             after_it = (before in line.strokes and frag.x0 > g.x0[before] + 0.3 * h and _gap(g, before, frag) < 2 * h
                         and (narrow or abs(g.cy[before] - frag.cy) < cfg.fragment_drop * h))
-            before_it = (after in line.strokes and g.x0[after] > frag.x0 - h and _gap(g, after, frag) < 2 * h
+            before_it = (after in line.strokes and g.x0[after] > frag.x0 - 2 * h and _gap(g, after, frag) < 2 * h
                          and _vertical_share(g, line, frag) > 0.5)
             beside = after_it or before_it
             d = _band_distance(g, line, frag)
