@@ -116,15 +116,15 @@ def cmd_data_info(a) -> int:
 
 
 def cmd_data_show(a) -> int:
-    from .render import render_ink
+    from .render import render_sample
     from .store import Store
     with Store(a.file) as s:
         if not -len(s) <= a.index < len(s):
             raise UserError(f"index {a.index} out of range: the store has {len(s)} samples")
         sample = s[a.index]
-    title = f"{sample.id}  [{sample.split}]  {sample.text}"
-    render_ink(sample.ink, a.out, title=title)
-    print(f"wrote {a.out}")
+    result = _recognizer(a).recognize(sample.ink) if a.read else None
+    lines = render_sample(sample, a.out, result)
+    print(f"wrote {a.out}" + (f" ({lines} lines)" if lines > 1 else ""))
     return 0
 
 
@@ -347,7 +347,7 @@ def cmd_info(a) -> int:
 
 
 # ---------------------------------------------------------------------- parser
-def _add_decoder_args(p) -> None:
+def _add_decoder_args(p, batch: bool = True) -> None:
     p.add_argument("--model", help="checkpoint or model folder (default: the shipped model)")
     p.add_argument("--decoder", choices=["greedy", "beam"])
     p.add_argument("--beam-size", type=count(1, 4096))
@@ -356,7 +356,8 @@ def _add_decoder_args(p) -> None:
     p.add_argument("--word-bonus", type=float, help="score added per word (per space without a lexicon)")
     p.add_argument("--lexicon", help="word list: beam search only outputs these words")
     p.add_argument("--threads", type=count(1, 512), help="CPU threads for PyTorch")
-    p.add_argument("--batch-size", type=count(1, 4096), default=32)
+    if batch:
+        p.add_argument("--batch-size", type=count(1, 4096), default=32)
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="run the network with PyTorch or onnxruntime; auto: onnxruntime on the CPU (same "
                         "results, faster), from a graph of this checkpoint exported once into ~/.cache/hwr")
@@ -389,10 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_data_info)
 
-    show = data.add_parser("show", help="render one sample to a PNG")
+    show = data.add_parser("show", help="render one sample to a PNG; a page line by line, each in its own colour "
+                                        "with its text beside it")
     show.add_argument("file")
     show.add_argument("index", type=int)
     show.add_argument("--out", required=True, type=out_file)
+    show.add_argument("--read", action="store_true",
+                      help="recognize the sample and show the recognizer's lines and text (default: the stored "
+                           "lines, else those hwr.layout finds, with the label's lines)")
+    _add_decoder_args(show, batch=False)
     show.set_defaults(func=cmd_data_show)
 
     exp = data.add_parser("export", help="export a store as InkML files or JSON Lines")

@@ -1,13 +1,24 @@
-"""Pictures: an ink as a PNG, and a run's learning curves."""
+"""Pictures: an ink as a PNG (a page line by line in colour, with each line's text), and a
+run's learning curves."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .ink import Ink
+from .svg import PALETTE  # the app's colours, so a page looks the same in both
+
+UNPLACED = "#a0a0a0"    # strokes no line claims
+MAX_TEXT = 90           # characters of a line's text shown beside it
+DPI = 110
+
+if TYPE_CHECKING:  # h5py and the recognizer's imports stay out of a plain render
+    from .results import Result
+    from .store import Sample
 
 
 def _pyplot():
@@ -37,8 +48,113 @@ def render_ink(ink: Ink, out: str | os.PathLike, title: str | None = None,
     if title:
         ax.set_title(title, fontsize=11, loc="left")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=DPI)
     plt.close(fig)
+
+
+def line_color(i: int) -> str:
+    """The colour of line i of a page (neighbouring lines always differ)."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def render_page(ink: Ink, lines: list[list[int]], texts: list[str | None] | None,
+                out: str | os.PathLike, title: str | None = None, width: float = 10.0,
+                fontsize: float = 10.0) -> None:
+    """Draw a page: line i's strokes (`lines[i]`, stroke indices) and its text (`texts[i]`; None or
+    no `texts`: a dash) in `line_color(i)`, the text at the left of the line, level with where the
+    line begins; strokes in no line are grey. Texts of lines that sit close together (or on top of
+    each other) are moved apart, top to bottom, to stay readable."""
+    plt = _pyplot()
+    pts = ink.points()
+    w = max(float(np.ptp(pts[:, 0])), 1.0)
+    h = max(float(np.ptp(pts[:, 1])), 1.0)
+    fig, ax = plt.subplots(figsize=(width, max(1.2, min(width * h / w, 12)) + 0.6), dpi=DPI)
+    owner = np.full(len(ink.strokes), -1)
+    for i, strokes in enumerate(lines):
+        owner[np.asarray(strokes, dtype=np.int64)] = i
+    for k, s in enumerate(ink.strokes):
+        c = line_color(owner[k]) if owner[k] >= 0 else UNPLACED
+        if len(s) == 1:
+            ax.plot(s.points[:, 0], s.points[:, 1], ".", color=c, markersize=3.5)
+        else:
+            ax.plot(s.points[:, 0], s.points[:, 1], "-", color=c, linewidth=1.6, solid_capstyle="round",
+                    solid_joinstyle="round")
+    ax.set_aspect("equal")
+    ax.invert_yaxis()
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=11, loc="left")
+    fig.tight_layout()
+    ax.apply_aspect()  # the final data-to-pixel mapping, so that texts can be spaced in pixels
+    drawn = [i for i, strokes in enumerate(lines) if len(strokes)]
+    ys = [_start_height(ink, lines[i]) for i in drawn]
+    from matplotlib.transforms import blended_transform_factory
+    at_left = blended_transform_factory(ax.transAxes, ax.transData)
+    for i, y in zip(drawn, _spread(ax, ys, fontsize * 1.4 * DPI / 72)):
+        text = (texts[i] if texts and texts[i] is not None else "") or "\u2014"
+        if len(text) > MAX_TEXT:
+            text = text[:MAX_TEXT - 1] + "\u2026"
+        ax.text(-0.02, y, text, transform=at_left, ha="right", va="center", color=line_color(i),
+                fontsize=fontsize, clip_on=False)
+    fig.savefig(out, dpi=DPI, bbox_inches="tight", pad_inches=0.15)
+    plt.close(fig)
+
+
+def page_lines(ink: Ink, stroke_lines: np.ndarray | None = None) -> list[list[int]]:
+    """Each line's strokes: as a page store keeps them (`stroke_lines`, -1 = in no line; line k
+    is label line k, and may be empty), else as `hwr.layout.segment_lines` finds them."""
+    if stroke_lines is not None and (np.asarray(stroke_lines) >= 0).any():
+        lines = np.asarray(stroke_lines)
+        return [np.nonzero(lines == k)[0].tolist() for k in range(int(lines.max()) + 1)]
+    from .layout import segment_lines
+    return segment_lines(ink)
+
+
+def render_sample(sample: Sample, out: str | os.PathLike, result: Result | None = None) -> int:
+    """`hwr data show`: a store sample as a PNG; returns the number of lines drawn.
+
+    A page is drawn by `render_page`: with a recognizer's `result`, its lines and their reading;
+    else the lines as stored (or as `segment_lines` finds them) and the label's lines beside them
+    when there are as many. A one-line ink is drawn in black with its label (and reading) as title.
+    """
+    title = f"{sample.id}  [{sample.split}]"
+    if result is not None:
+        lines, texts, how = [line.strokes for line in result.lines], [line.text for line in result.lines], "read"
+    else:
+        stored = sample.stroke_lines is not None and (np.asarray(sample.stroke_lines) >= 0).any()
+        lines, how = page_lines(sample.ink, sample.stroke_lines), "lines as stored" if stored else "lines found"
+        label = sample.text.split("\n") if sample.text else []
+        texts = label if len(label) == len(lines) else None
+    drawn = sum(1 for strokes in lines if len(strokes))
+    if drawn <= 1:
+        title += f"  {sample.text}" + (f"\nread: {result.text}" if result is not None else "")
+        render_ink(sample.ink, out, title=title)
+        return 1
+    if texts is None and sample.text:  # the label's lines do not match the lines found: show it whole
+        title += "  " + " / ".join(sample.text.split("\n"))
+    render_page(sample.ink, lines, texts, out, title=f"{title}  ({how})")
+    return drawn
+
+
+def _start_height(ink: Ink, strokes: list[int]) -> float:
+    """The middle height of a line where it begins (its left fifth): level with it, the text
+    stays beside the line even when the line slopes."""
+    p = np.concatenate([ink.strokes[k].points[:, :2] for k in strokes])
+    x0, x1 = p[:, 0].min(), p[:, 0].max()
+    return float(np.median(p[p[:, 0] <= x0 + 0.2 * (x1 - x0), 1]))
+
+
+def _spread(ax, ys: list[float], gap: float) -> list[float]:
+    """Data y positions moved down where needed so that no two are closer than `gap` pixels."""
+    if not ys:
+        return []
+    to_px, from_px = ax.transData.transform, ax.transData.inverted().transform
+    px = [to_px((0.0, y))[1] for y in ys]  # pixels grow upwards; the y axis is inverted, so down the page
+    # top of the picture first; lines at about one height (written over each other) in reading order
+    order = sorted(range(len(px)), key=lambda k: (-round(px[k] / gap), k))
+    for a, b in zip(order, order[1:]):
+        px[b] = min(px[b], px[a] - gap)
+    return [float(from_px((0.0, p))[1]) for p in px]
 
 
 def plot_run(run: str | os.PathLike, out: str | os.PathLike) -> None:
