@@ -84,7 +84,7 @@ def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None 
     hyps: dict[int, str] = {}
     cuts: dict[int, list[list[int]]] = {}  # pages: the strokes of each line the recognizer read
     t0 = time.perf_counter()
-    bar = tqdm(total=len(order), desc="evaluate", unit=" lines", disable=not progress, delay=1.0)
+    bar = tqdm(total=len(order), desc="evaluate", unit=" pages" if pages else " lines", disable=not progress, delay=1.0)
     failed: dict[int, str] = {}  # sample -> why it could not be read (too large, invalid): counted, not scored
     for s in range(0, len(order), batch_size):
         chunk = order[s:s + batch_size]

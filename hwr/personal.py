@@ -38,11 +38,26 @@ def start_fine_tuning(store: str | os.PathLike, base_model: str | os.PathLike, r
     in that folder when it ends, so callers need no process handle."""
     run = Path(root) / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     run.mkdir(parents=True, exist_ok=True)
+    inherit_decoder(base_model, run)
     cmd = " ".join(shlex.quote(c) for c in fine_tune_command(store, base_model, run))
     log, done, failed = (shlex.quote(str(run / n)) for n in ("train.log", "done", "failed"))
     subprocess.Popen(["/bin/sh", "-c", f"{cmd} > {log} 2>&1 && touch {done} || touch {failed}"],
                      start_new_session=True)
     return run
+
+
+def inherit_decoder(base_model: str | os.PathLike, run: str | os.PathLike) -> None:
+    """Give the run the base model's decoder settings (beam search, its LM by absolute path).
+
+    `Recognizer.load` takes decoder.json from beside the checkpoint; without one a personal
+    model would read with default settings (no LM), losing more than the fine-tuning gains.
+    """
+    from .decode import DecoderConfig
+    from .fileutil import write_atomic
+    src = Path(base_model).resolve().parent / "decoder.json"
+    if src.is_file():
+        cfg = DecoderConfig.from_json(src)  # resolves the LM path against the base model's folder
+        write_atomic(Path(run) / "decoder.json", json.dumps(cfg.as_dict(), indent=2) + "\n")
 
 
 def personal_models(root: str | os.PathLike) -> dict[str, Path]:

@@ -1,6 +1,7 @@
 """evaluate / transcribe / lm build / data info+show / plot through the CLI and their functions."""
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -142,3 +143,14 @@ def test_personal_fine_tuning_in_the_background(tiny_model, tmp_path):
     assert (run / "done").exists(), (run / "train.log").read_text()[-1500:]
     rec = Recognizer.load(run / "best.pt", device="cpu")
     assert rec.recognize(synthetic_line("bad", seed=5, jitter=1.0)[0]).text
+
+
+def test_a_personal_model_reads_with_its_base_models_decoder(tmp_path):
+    """Without the base model's decoder.json beside it, a personal model would read with no LM."""
+    from hwr.decode import DecoderConfig
+    from hwr.personal import inherit_decoder
+    from hwr.recognizer import default_model_path
+    inherit_decoder(default_model_path(), tmp_path)
+    cfg = DecoderConfig.from_json(tmp_path / "decoder.json")
+    base = DecoderConfig.from_json(default_model_path().parent / "decoder.json")
+    assert cfg == base and cfg.kind == "beam" and Path(cfg.lm).is_file()
