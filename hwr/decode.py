@@ -251,7 +251,10 @@ class BeamDecoder:
             finally:
                 with self._pool_lock:
                     self._idle.append(decoder)
-            out.append(_dedupe([self._hypothesis(r, frame_of, prefix) for r in results]))
+            hyps = [h for h in (self._hypothesis(r, frame_of, prefix) for r in results) if h is not None]
+            if prefix and not hyps:  # no path kept to the context (it should): read without it
+                hyps = self(log_probs[:, b:b + 1], lengths[b:b + 1])[0]
+            out.append(_dedupe(hyps))
         return out
 
     # ------------------------------------------------------------- LM pre-context
@@ -261,8 +264,8 @@ class BeamDecoder:
         """Token ids of the end of `context` plus a separating space; characters the model cannot
         write read as spaces (a newline is one: the line before ends a word)."""
         text = " ".join("".join(c if c in self.alphabet.index and c != " " else " " for c in context).split())
-        if not text or not self.config.lm:
-            return []
+        if not text or not self.config.lm or self.config.lexicon:
+            return []  # a lexicon search can only spell words of its list, and its LM is over words
         text = text[-self.CONTEXT_CHARS:].lstrip(" ")  # the search opens with silence anyway
         return [self.space if c == " " else self.tokens.index(c) for c in text] + [self.space]
 
@@ -310,7 +313,7 @@ class BeamDecoder:
         frame_of = np.nonzero(keep)[0]
         return em[torch.from_numpy(frame_of)].contiguous(), frame_of
 
-    def _hypothesis(self, r, frame_of: np.ndarray, prefix: list[int] = ()) -> Hypothesis:
+    def _hypothesis(self, r, frame_of: np.ndarray, prefix: list[int] = ()) -> Hypothesis | None:
         path = list(r.tokens)
         chars, frames = [], []
         for i, t in enumerate(path):
@@ -324,7 +327,7 @@ class BeamDecoder:
                 chars.pop(0), frames.pop(0)
             spelled = [" " if t == self.space else self.tokens[t] for t in prefix]
             if chars[:len(spelled)] != spelled:
-                raise RuntimeError(f"the primed search left its context path: {''.join(chars)!r}")
+                return None  # a path that left the forced context frames: not a reading of this ink
             del chars[:len(spelled)], frames[:len(spelled)]
             weighted, lm_prefix = self._prefix_score(list(prefix))
             score, lm = score - weighted, lm - lm_prefix

@@ -24,7 +24,6 @@ Measured on IAM-OnDB pages and composed pages: `scripts/bench_pages.py` (BENCHMA
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 
@@ -35,24 +34,36 @@ from .ink import Ink, InkError
 
 @dataclass(frozen=True)
 class LayoutConfig:
-    """Thresholds of the segmentation, in units of the line's typical stroke height."""
+    """Thresholds of the segmentation, in units of a line's band height (about the height of
+    its writing strokes), so one set serves a whiteboard and a canvas. Set on IAM-OnDB trainset
+    and testset_v pages (`scripts/bench_pages.py --split testset_v`), never on testset_f."""
 
-    main_height: float = 0.45     # strokes at least this share of the page's typical height shape a band
-    new_line_offset: float = 0.8  # a shaping stroke this far off the band after a return sweep starts a line
-    far_offset: float = 2.0       # ... and this far off starts one at once (a line above, or far below)
+    # which strokes shape a band
+    main_height: float = 0.45     # share of the page's typical stroke height (smaller: dots, dashes)
+    # cutting the writing into runs (`_runs`)
+    new_line_offset: float = 0.8  # a shaping stroke this far off the band, after a return sweep, starts a line
     return_sweep: float = 0.5     # starting this far left of the last shaping stroke's start is a return sweep
-    rewrite_sweep: float = 4.0    # ... and by this much (and half the run's width) may start a line written
-                                  # over the previous one; merging decides whether it was a correction
-    same_band: float = 0.5        # two runs whose shaping strokes sit this close to each other's band share it
-    superimposed: float = 0.5     # runs sharing a band and overlapping this share of the narrower one stay apart
-    continuation: float = 2.0    # a run starting right of a line this close to where the line would go continues it
-    fragment_reach: float = 3.0   # how far a stroke or two beside a line may sit from its band and still join it
-    fragment_drop: float = 1.0    # ... and, unless narrow, its centre this close to the stroke written beside it
-    alike_width: float = 0.4      # ... and are both this share of the wider one's width
-    small_run: int = 2            # runs with at most this many shaping strokes are never a superimposed line
-    clearly_nearer: float = 0.6   # ... or this much nearer another line's band than its own (a small
-                                  # letter that opened a line before the stroke that started it)
-    late_stroke: float = 1.2      # a small stroke this far from its run's band may belong to another line
+    far_offset: float = 2.0       # this far off the band starts a line at once (a line above, or far below)
+    rewrite_sweep: float = 4.0    # sweeping back this far (and half the run's width) may start a line written
+                                  # over the previous one; `_merge` decides whether it was a correction
+    max_runs: int = 5000          # more runs than this is not writing: refused before the quadratic part
+    # joining runs into lines (`_merge`)
+    reach: float = 4.0            # bands further apart than this are never compared
+    same_band: float = 0.5        # runs whose strokes sit this close to each other's band share it
+    superimposed: float = 0.5     # runs sharing a band stay apart when they overlap this share of the narrower
+    alike_width: float = 0.4      # ... and the narrower is this share of the wider (else: a word rewritten)
+    small_run: int = 2            # ... and both have more shaping strokes than this
+    word_gap: float = 6.0         # the widest gap between words of one line
+    continuation: float = 2.0     # a run starting right of a line this close to where the line goes continues it
+    # a stroke or two cut off from their line (`_absorb_fragments`)
+    fragment_reach: float = 3.0   # at most this far from the line's band
+    beside: float = 2.0           # this close to the stroke written just before or after it
+    fragment_drop: float = 1.0    # unless narrow, its centre this close to that stroke's
+    # small strokes written late (`_move_late_strokes`)
+    late_stroke: float = 1.2      # a small stroke this far from its line's band may belong to another line
+    nearer: float = 0.3           # ... and moves to a band this much nearer
+    clearly_nearer: float = 0.6   # inside its band, only to one this much nearer (a small letter that opened
+                                  # a line before the stroke that started it)
 
 
 @dataclass
@@ -169,11 +180,20 @@ def _merge(g: _Geometry, runs: list[_Band], cfg: LayoutConfig) -> list[_Band]:
     Two runs sharing a band stay apart only when both are substantial and overlap horizontally:
     that is a line written over another one, not a word added to it.
     """
+    if len(runs) > cfg.max_runs:
+        raise InkError(f"the strokes break into {len(runs):,} separate runs of writing, not lines; "
+                       "is this handwriting? (read it with layout='line', or split the ink)")
     lines: list[_Band] = []
     for run in runs:
         run.fit(g)
-        dist = [_band_distance(g, line, run) for line in lines]
-        best = lines[int(np.argmin(dist))] if lines else None
+        # only bands within reach can be the run's line: keeps a page of scribbles from costing
+        # runs x lines band comparisons
+        near = [line for line in lines
+                if abs(line.y_at(run.cx) - run.cy) < cfg.reach * max(line.height, run.height)]
+        if not near and not run.shaping:
+            near = lines  # a stray dot far from everything still belongs to some line
+        dist = [_band_distance(g, line, run) for line in near]
+        best = near[int(np.argmin(dist))] if near else None
         if best is not None and not run.shaping:
             join = True  # dots and dashes only: their own line would be no line; late strokes are placed below
         elif best is not None and min(dist) < cfg.same_band:
@@ -196,7 +216,7 @@ def _merge(g: _Geometry, runs: list[_Band], cfg: LayoutConfig) -> list[_Band]:
 def _continues(line: _Band, run: _Band, cfg: LayoutConfig) -> bool:
     """The run goes on to the right of the line, where the line's slope would put it (a sloping
     line whose slope the run's first strokes could not show yet)."""
-    if run.x0 < max(line.x1 - line.height, line.x0 + line.height) or run.x0 > line.x1 + 6 * line.height:
+    if run.x0 < max(line.x1 - line.height, line.x0 + line.height) or run.x0 > line.x1 + cfg.word_gap * line.height:
         return False
     sloped = abs(run.y_at(run.x0) - line.y_at(run.x0))
     flat = abs(run.cy - line.y_at(line.x1))  # a slope read off a few words is noisy: either may be right
@@ -235,9 +255,9 @@ def _absorb_fragments(g: _Geometry, lines: list[_Band], cfg: LayoutConfig) -> No
             h = line.height
             # written on from the stroke before it (not after a return sweep), or leading into the next one
             narrow = frag.x1 - frag.x0 < 1.5 * h  # a quote mark, a comma: may sit well above or below
-            after_it = (before in line.strokes and frag.x0 > g.x0[before] + 0.3 * h and _gap(g, before, frag) < 2 * h
+            after_it = (before in line.strokes and frag.x0 > g.x0[before] + 0.3 * h and _gap(g, before, frag) < cfg.beside * h
                         and (narrow or abs(g.cy[before] - frag.cy) < cfg.fragment_drop * h))
-            before_it = (after in line.strokes and g.x0[after] > frag.x0 - 2 * h and _gap(g, after, frag) < 2 * h
+            before_it = (after in line.strokes and g.x0[after] > frag.x0 - 2 * h and _gap(g, after, frag) < cfg.beside * h
                          and _vertical_share(g, line, frag) > 0.5)
             beside = after_it or before_it
             d = _band_distance(g, line, frag)
@@ -283,7 +303,7 @@ def _move_late_strokes(g: _Geometry, lines: list[_Band], movable: np.ndarray, cf
             if inside and own <= cfg.late_stroke:
                 margin = cfg.clearly_nearer  # in its line's band: only a line it sits squarely in takes it
             else:
-                margin = 0.3
+                margin = cfg.nearer
             home, home_d = li, own + (0 if inside else cfg.late_stroke)
             for lj, other in enumerate(lines):
                 if lj != li and spans[lj][0] <= g.cx[s] <= spans[lj][1]:
@@ -296,17 +316,33 @@ def _move_late_strokes(g: _Geometry, lines: list[_Band], movable: np.ndarray, cf
 
 
 def _reading_order(g: _Geometry, lines: list[_Band], cfg: LayoutConfig) -> list[_Band]:
-    """Top to bottom; lines in one band (written over each other) in the order they were written."""
+    """Top to bottom; lines in one band (written over each other) in the order they were written.
+
+    Lines are first grouped into bands (two lines sharing a band are in one group, and so are
+    their partners), then groups go top to bottom and each group's lines by time: a total
+    order, whatever order the lines come in.
+    """
     for b in lines:
         b.fit(g)
-        b.first = min(g.t[s] for s in b.strokes)
+    first = [min(g.t[s] for s in b.strokes) for b in lines]
+    group = list(range(len(lines)))
 
-    def cmp(a: _Band, b: _Band) -> int:
-        if abs(a.cy - b.y_at(a.cx)) < cfg.same_band * max(a.height, b.height):
-            return -1 if a.first < b.first else 1
-        return -1 if a.cy < b.cy else 1
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
 
-    return sorted(lines, key=functools.cmp_to_key(cmp))
+    for i, a in enumerate(lines):
+        for j in range(i + 1, len(lines)):
+            b = lines[j]
+            if abs(a.cy - b.y_at(a.cx)) < cfg.same_band * max(a.height, b.height):
+                group[root(j)] = root(i)
+    members: dict[int, list[int]] = {}
+    for i in range(len(lines)):
+        members.setdefault(root(i), []).append(i)
+    groups = sorted(members.values(), key=lambda m: float(np.mean([lines[i].cy for i in m])))
+    return [lines[i] for m in groups for i in sorted(m, key=lambda i: first[i])]
 
 
 def line_inks(ink: Ink, lines: list[list[int]]) -> list[Ink]:

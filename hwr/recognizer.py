@@ -17,6 +17,7 @@ bounds the work per line.
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import warnings
@@ -98,6 +99,8 @@ class Recognizer:
         self.info = info or {}
         self._lock = threading.Lock()
         self._decoders: dict[str, Decoder] = {}
+        # names this model in LineCache keys: two recognizers sharing a cache never mix results
+        self._cache_id = (self.info.get("path") or f"id{id(self)}", self.info.get("backend"))
         self.decoder_config = decoder_config or DecoderConfig()
 
     @classmethod
@@ -141,7 +144,10 @@ class Recognizer:
         return cls(model, alphabet, fcfg, decoder, info, device)
 
     def decoder(self, config: DecoderConfig | None = None) -> Decoder:
+        """The decoder for these settings, built (and its LM loaded) once. It returns up to
+        max(nbest, WORD_NBEST) candidates, so that settings differing only in nbest share it."""
         cfg = config or self.decoder_config
+        cfg = replace(cfg, nbest=max(cfg.nbest, WORD_NBEST))
         key = repr(sorted(asdict(cfg).items()))
         with self._lock:  # build each decoder (and load its LM) once, even when asked from two threads
             if key not in self._decoders:
@@ -191,7 +197,11 @@ class Recognizer:
         cfg = decoder or self.decoder_config
         if nbest is not None:
             cfg = replace(cfg, nbest=nbest)
+        # decode more candidates than asked for: per-word alternatives come from them (see
+        # results.word_alternatives); each line keeps cfg.nbest of them as its candidates
         wide = replace(cfg, nbest=max(cfg.nbest, WORD_NBEST)) if cfg.kind == "beam" else cfg
+        if not batch:
+            return []
         pages = [self._lines(ink, layout) for ink in batch]
         jobs = [(b, j, strokes) for b, lines in enumerate(pages) for j, strokes in enumerate(lines)]
         line_inks = [batch[b] if len(pages[b]) == 1 else Ink([batch[b].strokes[s] for s in strokes])
@@ -215,7 +225,7 @@ class Recognizer:
         results = []
         for b, lines in enumerate(pages):
             parts = [line_results[b, j] for j in range(len(lines))]
-            results.append(page_result([p[0] for p in parts], cfg.nbest, [p[1] for p in parts]))
+            results.append(page_result([p[0] for p in parts], cfg.nbest, [p[1] for p in parts], spans))
         return results[0] if single else results
 
     def _lines(self, ink: Ink, layout: str) -> list[list[int]]:
@@ -224,6 +234,8 @@ class Recognizer:
             return [list(range(len(ink.strokes)))]
         if ink.num_points > MAX_PAGE_POINTS:
             raise InkError(f"the ink has {ink.num_points:,} points; a page may have at most {MAX_PAGE_POINTS:,}")
+        if not np.isfinite(ink.points()[:, :2]).all():
+            raise InkError("the ink has non-finite x/y coordinates (NaN or inf)")
         lines = segment_lines(ink)
         if len(lines) > MAX_PAGE_LINES:
             raise InkError(f"the ink looks like {len(lines)} lines; a page may have at most {MAX_PAGE_LINES} "
@@ -239,7 +251,7 @@ class Recognizer:
         digests = [ink.digest() if cache is not None else "" for ink in inks]
         todo = []
         for i, d in enumerate(digests):
-            hit = cache.get(("net", self.info.get("path"), d)) if cache is not None else None
+            hit = cache.get(("net", self._cache_id, d)) if cache is not None else None
             if hit is not None:
                 out[i] = hit
             else:
@@ -252,7 +264,7 @@ class Recognizer:
                 t = int(lengths[n])
                 out[i] = (digests[i], feats[i], lp[:t, n].clone(), t, inks[i].stroke_lengths())
                 if cache is not None:
-                    cache.put(("net", self.info.get("path"), digests[i]), out[i])
+                    cache.put(("net", self._cache_id, digests[i]), out[i])
         return out
 
     def _decode(self, outputs: list[tuple], contexts: list[str], cfg: DecoderConfig, spans: bool,
@@ -262,9 +274,9 @@ class Recognizer:
         res: list = [None] * len(outputs)
         todo = []
         for i, (digest, *_rest) in enumerate(outputs):
-            hit = cache.get(("dec", self.info.get("path"), digest, contexts[i], key, spans)) if cache else None
+            hit = cache.get(("dec", self._cache_id, digest, contexts[i], key, spans)) if cache is not None else None
             if hit is not None:
-                res[i] = hit
+                res[i] = copy.deepcopy(hit)  # the caller may change its result; the cache keeps its own
             else:
                 todo.append(i)
         if todo:
@@ -281,7 +293,7 @@ class Recognizer:
                       if spans else [])
                 res[i] = (hyps[n], sp)
                 if cache is not None:
-                    cache.put(("dec", self.info.get("path"), digest, contexts[i], key, spans), res[i])
+                    cache.put(("dec", self._cache_id, digest, contexts[i], key, spans), copy.deepcopy(res[i]))
         return res
 
     @property

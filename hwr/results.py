@@ -78,8 +78,9 @@ class Result:
                 "words": [w.as_dict() for w in self.words]}
 
 
-def page_result(lines: list[LineResult], nbest: int, words: list[list[Word]]) -> Result:
-    """Join line results (in reading order) into the page's result."""
+def page_result(lines: list[LineResult], nbest: int, words: list[list[Word]], spans: bool = True) -> Result:
+    """Join line results (in reading order) into the page's result; `spans`: whether the lines
+    have character spans (then each newline gets one too, so the page's spans cover its text)."""
     if len(lines) == 1:
         line = lines[0]
         return Result(line.text, line.score, line.candidates, line.char_spans, lines, words[0])
@@ -88,7 +89,7 @@ def page_result(lines: list[LineResult], nbest: int, words: list[list[Word]]) ->
     all_words: list[Word] = []
     offset = 0
     for i, line in enumerate(lines):
-        if i:
+        if i and spans:
             p = spans[-1].point_end if spans else 0
             spans.append(CharSpan("\n", -1, p, p, []))
         spans += line.char_spans

@@ -129,3 +129,30 @@ def test_transcribe_rows_carry_lines(rec, page, tmp_path):
     assert row["text"].count("\n") == 2 and len(row["lines"]) == 3
     assert [line["text"] for line in row["lines"]] == row["text"].split("\n")
     assert row["words"][0]["alternatives"][0]["text"] == row["text"].split()[0]
+
+
+def test_context_with_a_word_list_decoder_reads_without_priming(rec, page, tmp_path):
+    """A lexicon search can only spell its words and its LM is over words: context is not used,
+    and a page under --lexicon still reads (it crashed before)."""
+    words = tmp_path / "words.txt"
+    words.write_text("church like shame wide never after the bells of")
+    cfg = replace(rec.decoder_config, lexicon=str(words))
+    r = rec.recognize(page[0], decoder=cfg, context="the bells of")
+    assert r.text == "\n".join(" ".join(line) for line in LINES)
+
+
+def test_contexts_the_model_cannot_write_are_harmless(rec, words):
+    ink = words["church"]
+    for context in ("zzzq", "ll", "café — 12", "\n\n", "x" * 500):
+        assert rec.recognize(ink, context=context).text == "church"
+
+
+def test_scribbles_and_non_finite_points(rec):
+    assert rec.recognize([]) == []
+    rng = np.random.default_rng(0)
+    scribble = Ink([Stroke(np.c_[rng.random(5) * 1000, rng.random(5) * 1000, np.zeros(5)]) for _ in range(2000)])
+    from hwr.layout import segment_lines
+    assert sorted(s for line in segment_lines(scribble) for s in line) == list(range(2000))
+    bad = Ink([Stroke([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), Stroke([[np.nan, 5.0, 2.0], [3.0, 3.0, 3.0]])])
+    with pytest.raises(InkError, match="non-finite"):
+        rec.recognize(bad)
