@@ -41,15 +41,20 @@ MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 
 
 def ink_from_upload(name: str, data: bytes) -> Ink:
-    """An uploaded InkML or JSON file -> its (first) ink, validated; `InkError` if unusable."""
+    """An uploaded ink file (any suffix in `inkfile.FILE_SUFFIXES`) -> its one ink, validated.
+
+    Read by `inkfile.read_inks`, as `hwr transcribe` reads it; `InkError` with a one-line reason
+    if it cannot be used, and for a file that holds several inks (a JSON Lines file of many lines,
+    a store): the app shows one ink at a time, so it names `hwr transcribe`, which reads them all.
+    """
+    from .inkfile import read_inks
     if len(data) > MAX_UPLOAD_BYTES:
         raise InkError(f"{name} is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
-    if name.lower().endswith(".json"):
-        ink = Ink.from_json(data.decode("utf-8", errors="replace"))
-    else:
-        from .importers.inkml import parse_inkml
-        try:
-            ink = parse_inkml(data)[0][0]
-        except Exception as e:  # any XML problem (bombs and external entities included) is bad input
-            raise InkError(f"not readable InkML ({type(e).__name__}: {str(e)[:80]})") from None
+    items = list(read_inks(data, name))
+    if len(items) != 1:
+        raise InkError(f"{name} holds {len(items) or 'no'} inks; upload a file with one ink "
+                       "(`hwr transcribe` reads a file of many)")
+    ink = items[0].ink
+    if isinstance(ink, InkError):
+        raise ink
     return ink.validate(repair_time="clamp")

@@ -2,7 +2,8 @@
 
 Every file hwr writes goes through `atomic_path` (or `write_atomic` for text): a crash, a kill or
 an exception mid-write leaves the previous file exactly as it was and no temporary file behind
-(when Python still runs). The HDF5 store writer adds an inter-process lock on top (hwr.store).
+(when Python still runs). The HDF5 store writer, which keeps its temporary file open across
+calls, uses `temp_beside` and `publish` directly and adds an inter-process lock (hwr.store).
 """
 
 from __future__ import annotations
@@ -17,15 +18,22 @@ from pathlib import Path
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside `path` to write to; renamed onto `path` when the block succeeds."""
+    tmp = temp_beside(path)
+    try:
+        yield tmp
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def temp_beside(path: str | os.PathLike) -> Path:
+    """A new empty temporary file in `path`'s folder (so `publish` renames within one file system);
+    the caller removes it unless it is published."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    try:
-        yield Path(tmp)
-        publish(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    return Path(tmp)
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:

@@ -54,6 +54,7 @@ class LayoutConfig:
     alike_width: float = 0.4      # ... and the narrower is this share of the wider (else: a word rewritten)
     small_run: int = 2            # ... and both have more shaping strokes than this
     word_gap: float = 6.0         # the widest gap between words of one line
+    overlap_back: float = 3.0     # a run going on a line may start this far left of the line's end
     continuation: float = 2.0     # a run starting right of a line this close to where the line goes continues it
     # a stroke or two cut off from their line (`_absorb_fragments`)
     fragment_reach: float = 3.0   # at most this far from the line's band
@@ -216,7 +217,8 @@ def _merge(g: _Geometry, runs: list[_Band], cfg: LayoutConfig) -> list[_Band]:
 def _continues(line: _Band, run: _Band, cfg: LayoutConfig) -> bool:
     """The run goes on to the right of the line, where the line's slope would put it (a sloping
     line whose slope the run's first strokes could not show yet)."""
-    if run.x0 < max(line.x1 - line.height, line.x0 + line.height) or run.x0 > line.x1 + cfg.word_gap * line.height:
+    start, end = line.x0 + line.height, line.x1 + cfg.word_gap * line.height
+    if run.x0 < max(line.x1 - cfg.overlap_back * line.height, start) or run.x0 > end:
         return False
     sloped = abs(run.y_at(run.x0) - line.y_at(run.x0))
     flat = abs(run.cy - line.y_at(line.x1))  # a slope read off a few words is noisy: either may be right

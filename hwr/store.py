@@ -27,7 +27,6 @@ from __future__ import annotations
 import collections
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from filelock import FileLock, Timeout
 
 from . import __version__
 from .errors import HwrError
-from .fileutil import publish
+from .fileutil import publish, temp_beside
 from .ink import CHANNELS, POINTER_TYPES, Ink, InkError
 
 FORMAT_NAME = "hwr-ink-store"
@@ -243,9 +242,7 @@ class StoreWriter:
             raise StoreError(f"{self.path}: another process has been writing it for {WRITE_LOCK_TIMEOUT:.0f} s; "
                              f"try again when it is done (lock: {self.path}.lock)") from None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-            os.close(fd)
-            self.tmp = Path(tmp)
+            self.tmp = temp_beside(self.path)
             if mode == "a" and self.path.exists():
                 Store(self.path).close()  # refuse to append to something that is not a store
                 shutil.copyfile(self.path, self.tmp)

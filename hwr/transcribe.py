@@ -20,72 +20,42 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
+from . import inkfile
 from .decode import DecoderConfig
 from .errors import HwrError
 from .fileutil import write_atomic
-from .ink import Ink, InkError, loads_json
+from .ink import Ink, InkError
 from .recognizer import Recognizer
-
-INK_SUFFIXES = (".h5", ".hdf5", ".inkml", ".json", ".jsonl", ".ndjson")
 
 
 def iter_inputs(inputs: list[str]) -> Iterator[tuple[str, str, Ink | Exception]]:
     """(id, source, ink or the error that prevented reading it) for every ink in `inputs`.
 
-    Ids are unique and stable: a file's path relative to the folder given (or the path as given,
-    for a file), `#k` for the k-th ink of a file that holds several, a store's own sample ids;
-    a JSON ink's own "id" wins. Two inputs that still share an id are reported by `transcribe`.
+    Stores, InkML, JSON and JSON Lines files, and folders of them: a file and a folder's files
+    are read alike, by `inkfile.read_inks` (other files in a folder are ignored). Ids are unique
+    and stable: a file's path relative to the folder given (or the path as given, for a file),
+    `#k` for the k-th ink of a file that holds several, a store's own sample ids; a JSON ink's
+    own "id" wins. Two inputs that still share an id are reported by `transcribe`.
     """
     for src in inputs:
         p = Path(src)
         if p.is_dir():
-            for f in sorted(f for f in p.rglob("*") if f.suffix.lower() in INK_SUFFIXES and f.is_file()):
-                yield from _file_items(f, f.relative_to(p).as_posix())
+            for f in inkfile.files_in(p):
+                yield from _file_items(f, inkfile.safe_name(f.relative_to(p).as_posix()))
         elif not p.exists():
             yield src, src, FileNotFoundError(f"{src}: no such file")
         else:
-            yield from _file_items(p, src)
+            yield from _file_items(p, inkfile.safe_name(src))
 
 
 def _file_items(p: Path, name: str) -> Iterator[tuple[str, str, Ink | Exception]]:
     """The inks of one file, with ids built from `name`."""
-    from .importers.inkml import parse_inkml
-    from .importers.jsonink import decode
-    from .store import Store, StoreError
-
-    src, suffix = str(p), p.suffix.lower()
+    src = str(p)
     try:
-        if suffix in (".h5", ".hdf5"):
-            with Store(p) as s:
-                for i in range(len(s)):
-                    yield s.meta["id"][i] or f"{name}#{i}", src, s.ink(i)
-        elif suffix in (".inkml", ".xml"):
-            try:
-                inks = parse_inkml(p.read_bytes())
-                for k, (ink, _) in enumerate(inks):
-                    yield name if len(inks) == 1 else f"{name}#{k}", src, ink
-            except Exception as e:  # malformed XML of any kind is this item's failure
-                yield name, src, InkError(f"unreadable InkML: {str(e)[:100]}")
-        elif suffix in (".jsonl", ".ndjson"):
-            for k, line in enumerate(decode(p.read_bytes()).splitlines()):
-                if line.strip():
-                    yield from _json_item(line, f"{name}#{k}", src)
-        elif suffix == ".json":
-            yield from _json_item(decode(p.read_bytes()), name, src)
-        else:
-            yield name, src, InkError(f"{src}: unknown input type (use .h5, .inkml, .json or .jsonl)")
-    except StoreError as e:
+        for item in inkfile.read_inks(p, name):
+            yield item.id, src, item.ink
+    except HwrError as e:  # the file as a whole cannot be read: this input's failure, not the run's
         yield name, src, e
-    except UnicodeError as e:  # a JSON file in another encoding: this file's failure, not the run's
-        yield name, src, InkError(f"unreadable JSON ({e})")
-
-
-def _json_item(text: str, default_id: str, src: str):
-    try:
-        obj = loads_json(text)
-        yield str(obj.get("id") or default_id) if isinstance(obj, dict) else default_id, src, Ink.from_json_dict(obj)
-    except InkError as e:
-        yield default_id, src, InkError(f"unreadable JSON ink: {str(e)[:100]}")
 
 
 class OutputBusy(HwrError, ValueError):

@@ -27,6 +27,7 @@ from hwr.exporters import ink_to_inkml
 from hwr.errors import InputError
 from hwr.feedback import apply_picks, labelled_lines
 from hwr.ink import Ink, InkError, Stroke
+from hwr.inkfile import FILE_SUFFIXES
 from hwr.paths import feedback_store, personal_root
 from hwr.personal import personal_models, run_progress, start_fine_tuning
 from hwr.recognizer import LineCache, Recognizer, Result, default_model_path, stroke_owner
@@ -293,7 +294,7 @@ def drawing(rec: Recognizer, cfg: DecoderConfig, store_path: Path) -> None:
 
 def upload_panel(rec: Recognizer, cfg: DecoderConfig) -> None:
     with st.expander("Transcribe a file (InkML or JSON ink)"):
-        up = st.file_uploader("Ink file", type=["inkml", "xml", "json"], key="upload",
+        up = st.file_uploader("Ink file", type=[s.lstrip(".") for s in FILE_SUFFIXES], key="upload",
                               help=f"up to {MAX_UPLOAD_BYTES // 1024 // 1024} MB")
         if up is None:
             return

@@ -15,9 +15,11 @@ groups); `groups=True` gives one ink per innermost labelled traceGroup. The writ
 (`writer042/`, or the file's folder inside the input root). XML is parsed by defusedxml: no
 DTD entities, no external references, no expansion bombs.
 
+Files are read by `hwr.inkfile.read_inks`, as `hwr transcribe` and the app's upload read them.
 Sample ids are the file's path relative to the folder given (or the path as given, for a
-file), plus `#k` for the k-th ink of a file that holds several, as `hwr transcribe` does; a
-file that cannot be read is reported with its name and the reason, and the others go on.
+file), plus `#k` for the k-th ink of a file that holds several; a file that cannot be read is
+reported with its name and the reason, and the others go on. `read_files` and the helpers
+below it are shared with the JSON importer.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from typing import NamedTuple
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
+from .. import inkfile
 from ..ink import Ink, InkError, Stroke, check_text
+from ..inkfile import safe_name
 from ..store import Sample
 from . import DataImportError, Report
 
@@ -54,32 +58,8 @@ class InkMLError(InkError):
 def read(sources: list[str], report: Report, groups: bool = False, repair_time: str | None = None,
          **_) -> Iterator[Sample]:
     """Samples of every InkML file in `sources`; bad files are reported one line each in `report`."""
-    ids = IdRegistry()
-    for path, name, folders in input_files(sources, (".inkml", ".xml")):
-        try:
-            inks = parse_inkml(path.read_bytes(), groups=groups)
-        except OSError as e:
-            report.skip(file_reason(name, f"cannot read the file ({e.strerror or e})"))
-            continue
-        except InkError as e:
-            report.skip(file_reason(name, f"unreadable InkML ({e})"))
-            continue
-        folder_writer = writer_from_folders(folders)
-        problems: list[str] = []
-        for k, (ink, meta) in enumerate(inks):
-            sid = name if len(inks) == 1 else f"{name}#{k}"
-            try:
-                ink.validate(repair_time)
-            except InkError as e:
-                problems.append(f"{sid}: invalid ink ({e})")
-                continue
-            dup = ids.claim(sid, name)
-            if dup:
-                problems.append(dup)
-                continue
-            yield Sample(ink, id=sid, writer=meta.get("writer") or folder_writer, source="inkml")
-        if problems:
-            report_problems(report, name, problems)
+    return read_files(sources, report, inkfile.suffixes_of(inkfile.INKML), groups=groups,
+                      repair_time=repair_time, folder_writers=True)
 
 
 # ---------------------------------------------------------------- shared by the file readers
@@ -89,17 +69,75 @@ class InputFile(NamedTuple):
     folders: tuple[str, ...]  # the input folder's own name, then the folders inside it down to the file's
 
 
+def read_files(sources: list[str], report: Report, suffixes: tuple[str, ...], groups: bool = False,
+               repair_time: str | None = None, folder_writers: bool = False) -> Iterator[Sample]:
+    """Samples of the ink files in `sources` that end in one of `suffixes`, each read by
+    `inkfile.read_inks`; a file or an ink that cannot be read is reported in `report` by name and
+    the rest goes on. `folder_writers`: a sample without a writer takes one from its folders."""
+    ids = IdRegistry()
+    for path, name, folders in input_files(sources, suffixes):
+        source = "inkml" if inkfile.kind(path) == inkfile.INKML else "json"
+        folder_writer = writer_from_folders(folders) if folder_writers else ""
+        problems: list[str] = []
+        try:
+            for item in inkfile.read_inks(path, name, groups=groups):
+                sample = _sample(item, repair_time, source, folder_writer, ids, problems)
+                if sample is not None:
+                    yield sample
+        except InkError as e:  # the file as a whole: nothing of it was read
+            problems = [file_reason(name, str(e))]
+        if problems:
+            report_problems(report, name, problems)
+
+
+def _sample(item: inkfile.InkItem, repair_time: str | None, source: str, folder_writer: str,
+            ids: IdRegistry, problems: list[str]) -> Sample | None:
+    """The validated sample of one item, or None with the reason added to `problems`."""
+    if isinstance(item.ink, InkError):
+        problems.append(f"{item.where}: {item.ink}")
+        return None
+    ink = item.ink
+    before = {id(s): k for k, s in enumerate(ink.strokes)}
+    try:
+        ink.validate(repair_time)
+    except InkError as e:
+        problems.append(f"{item.where}: invalid ink ({e})")
+        return None
+    dup = ids.claim(item.id, item.where)
+    if dup:
+        problems.append(dup)
+        return None
+    sample = Sample(ink, id=item.id, writer=item.meta.get("writer") or folder_writer,
+                    split=item.meta.get("split", ""), source=source)
+    lines = item.meta.get("stroke_lines")
+    if lines is not None:  # repair_time="sort" may reorder the strokes: each keeps its line
+        sample.stroke_lines = lines[[before[id(s)] for s in ink.strokes]]
+    return sample
+
+
+class InputFile(NamedTuple):
+    path: Path
+    name: str  # the base of its sample ids: the same on every run
+    folders: tuple[str, ...]  # the input folder's own name, then the folders inside it down to the file's
+
+
+_IMPORT_AS = {inkfile.INKML: ("an InkML", "inkml"), inkfile.JSON: ("a JSON ink", "json"),
+              inkfile.JSONL: ("a JSON Lines", "json")}
+
+
 def input_files(sources: list[str], suffixes: tuple[str, ...]) -> list[InputFile]:
-    """Every input file: a folder's files named by their path inside it, a file by its path as given."""
+    """Every input file: a folder's files that end in one of `suffixes`, named by their path
+    inside it; a file given by its path as given, refused when its suffix is not one of them."""
     out = []
     for s in sources:
         p = Path(s)
         if p.is_dir():
             top = p.resolve().name
-            for f in sorted(f for f in p.rglob("*") if f.suffix.lower() in suffixes and f.is_file()):
+            for f in inkfile.files_in(p, suffixes):
                 rel = f.relative_to(p)
                 out.append(InputFile(f, safe_name(rel.as_posix()), (top, *rel.parts[:-1])))
         elif p.is_file():
+            _check_suffix(s, suffixes)
             out.append(InputFile(p, safe_name(s), (p.resolve().parent.name,)))
         elif p.exists():
             raise DataImportError(f"{s}: not a regular file or folder; give files or folders")
@@ -108,9 +146,18 @@ def input_files(sources: list[str], suffixes: tuple[str, ...]) -> list[InputFile
     return out
 
 
-def safe_name(name: str) -> str:
-    """A file name as text a store can hold: bytes that are not UTF-8 become `\\xNN`."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+def _check_suffix(s: str, suffixes: tuple[str, ...]) -> None:
+    """Refuse a file this format does not read, saying which command reads it."""
+    try:
+        k = inkfile.kind(s)
+    except InkError as e:  # the same sentence as the app's upload and hwr transcribe
+        raise DataImportError(f"{s}: {e}") from None
+    if Path(s).suffix.lower() in suffixes:
+        return
+    if k in _IMPORT_AS:
+        what, fmt = _IMPORT_AS[k]
+        raise DataImportError(f"{s} is {what} file; import it with `hwr data import {fmt}`")
+    raise DataImportError(f"{s} is an hwr store already; use it as it is (`hwr data export` writes it as ink files)")
 
 
 def one_line(text: str, limit: int = 160) -> str:
