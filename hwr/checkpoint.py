@@ -92,6 +92,13 @@ def migrate(state: dict, path: Path, any_features: bool = False) -> dict:
 def load_model(path: str | os.PathLike, any_features: bool = False) -> tuple[Network, Alphabet, FeatureConfig, dict]:
     """(model in eval mode on CPU, alphabet, feature config, the whole checkpoint dict)."""
     state = load_state(path, any_features)
+    return (*model_from_state(state, path), state)
+
+
+def model_from_state(state: dict, path: str | os.PathLike) -> tuple[Network, Alphabet, FeatureConfig]:
+    """(model in eval mode on CPU, alphabet, feature config) of a dict from `load_state`, checked;
+    for a caller that needs more of the checkpoint than the model, without reading the file again.
+    `path` only names the file in errors."""
     try:
         alphabet = Alphabet(state["alphabet"])
         model_config = ModelConfig(**state["model_config"])
@@ -107,7 +114,7 @@ def load_model(path: str | os.PathLike, any_features: bool = False) -> tuple[Net
         raise CheckpointError(f"{path}: checkpoint contents do not fit this hwr ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:120]})") from None
     model.eval()
-    return model, alphabet, feature_config, state
+    return model, alphabet, feature_config
 
 
 TRAINING_ONLY = ("optimizer", "scaler", "rng_torch", "epoch", "batch_in_epoch", "step", "bad_epochs")

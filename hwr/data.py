@@ -26,7 +26,7 @@ class Item:
     id: str
     ink: Ink
     text: str
-    labels: list[int]
+    labels: list[int] | None  # None: the text has characters outside the alphabet (validation only)
     writer: str = ""
     length: int = 0  # resampled points without augmentation (for bucketing)
     source: int = 0  # which --data file it came from
@@ -65,19 +65,24 @@ def resolve_split(paths: Sequence[str], wanted: str | None, fallbacks: Sequence[
 
 
 def make_items(rows, alphabet: Alphabet, fcfg: FeatureConfig, report: collections.Counter,
-               sources: Sequence[int] | None = None) -> list[Item]:
-    """Items whose text the alphabet can encode; unknown characters are counted in `report`."""
+               sources: Sequence[int] | None = None, keep_unknown: bool = False) -> list[Item]:
+    """Items whose text the alphabet can encode; unknown characters are counted in `report`.
+
+    `keep_unknown` keeps the lines with unknown characters too, with `labels` None: validation
+    scores them as `hwr evaluate` does (the model cannot write those characters), the loss cannot."""
     items = []
     for k, (id_, ink, text, writer, _split) in enumerate(rows):
         unknown = alphabet.unknown(text)
         if unknown:
             report.update(unknown)
-            continue
+            if not keep_unknown:
+                continue
         if not text:
             report["<empty label>"] += 1
             continue
         n = len(ink_features(ink, fcfg).values)
-        items.append(Item(id_, ink, text, alphabet.encode(text), writer, n, sources[k] if sources else 0))
+        labels = None if unknown else alphabet.encode(text)
+        items.append(Item(id_, ink, text, labels, writer, n, sources[k] if sources else 0))
     return items
 
 

@@ -9,8 +9,12 @@ What a run directory holds: `config.json` (everything that decided the run), `me
 `checkpoint_minutes` and at each epoch end) and `best.pt` (lowest validation CER).
 
 Exact resume: batches come from (seed, epoch), augmentation from (seed, epoch, sample), the
-learning rate from the step count, and `last.pt` stores model, optimizer, scaler, epoch,
-position inside the epoch and torch's RNG state, so stop + resume == never stopped.
+learning rate from the step count, and `last.pt` stores model, optimizer, scaler, the loop's
+`TrainState` (epoch, position inside the epoch, step, best CER, ...) and torch's RNG state, so
+stop + resume == never stopped.
+
+Validation reads the lines the way `hwr evaluate` does (`Trainer.validate`), so the CER recorded
+in best.pt is the greedy CER evaluate reports for that checkpoint and split.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +40,11 @@ from .alphabet import Alphabet
 from .data import (Item, batch_features, collate, ctc_min_frames, load_split, make_batches, make_items,
                    resolve_split, splits_in)
 from .decode import greedy
-from .features import AugmentConfig, FeatureConfig
+from .features import AugmentConfig, FeatureConfig, check_size, ink_features
+from .ink import Ink, InkError
 from .metrics import char_edits
 from .model import ModelConfig, Network
+from .recognizer import Recognizer
 
 
 @dataclass
@@ -144,6 +150,15 @@ def _trim_metrics(path: Path, step: int) -> None:
     write_atomic(path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
+def _readable(ink: Ink, fcfg: FeatureConfig) -> bool:
+    """Whether the recognizer reads this line (`hwr evaluate` counts the others as unreadable)."""
+    try:
+        check_size(ink, fcfg)
+    except InkError:
+        return False
+    return True
+
+
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then exponential decay per epoch down to a floor."""
     warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
@@ -151,7 +166,76 @@ def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     return cfg.lr * warm * decay
 
 
+@dataclass
+class TrainState:
+    """Where a run is: what the loop updates as it goes and `last.pt` keeps to continue it exactly
+    (with the weights, optimizer, scaler and RNG that `Trainer.checkpoint_state` adds).
+
+    Each field is a top-level checkpoint key of its own name, the layout checkpoints had before this
+    class existed: older `last.pt` files resume, and older hwr reads newer ones.
+    """
+    epoch: int = 0               # epochs finished
+    batch_in_epoch: int = 0      # batches of the next epoch already trained (a save inside an epoch)
+    step: int = 0                # optimizer steps so far; the learning rate follows it
+    best_cer: float = math.inf   # lowest validation CER so far: the model in best.pt
+    bad_epochs: int = 0          # epochs since best_cer last improved (early stopping)
+    history: list[dict] = field(default_factory=list)  # the epoch rows of metrics.jsonl
+
+    def to_checkpoint(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_checkpoint(cls, saved: dict, path: str | os.PathLike = "checkpoint") -> TrainState:
+        missing = [f.name for f in fields(cls) if f.name not in saved and f.name != "history"]
+        if missing:
+            raise checkpoint.CheckpointError(f"{path}: holds no training state ({', '.join(missing)} missing), "
+                                             "so it cannot be resumed; start a run from it with --init-from")
+        return cls(epoch=int(saved["epoch"]), batch_in_epoch=int(saved["batch_in_epoch"]), step=int(saved["step"]),
+                   best_cer=float(saved["best_cer"]), bad_epochs=int(saved["bad_epochs"]),
+                   history=list(saved.get("history", [])))  # history came after the first checkpoints
+
+    def end_epoch(self, val_cer: float, keep_latest: bool = False) -> bool:
+        """Count a finished epoch with its validation CER; True when its model is the best so far
+        (always, with `keep_latest`: a run without validation data keeps its latest model)."""
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        improved = val_cer < self.best_cer or keep_latest
+        if improved:
+            self.best_cer, self.bad_epochs = val_cer, 0
+        else:
+            self.bad_epochs += 1
+        return improved
+
+
+class LogWindow:
+    """Sums since the last `train` row of metrics.jsonl, averaged over the steps really in the window:
+    an epoch or a resume starts a new one, shorter than log_every."""
+
+    def __init__(self) -> None:
+        self.loss = self.norm = 0.0
+        self.steps = self.lines = self.frames = 0
+        self.t = time.time()
+
+    def add(self, loss: float, norm: float, lines: int, frames: int) -> None:
+        self.loss += loss
+        self.norm += norm
+        self.steps += 1
+        self.lines += lines
+        self.frames += frames
+
+    def rates(self) -> dict:
+        dt = time.time() - self.t
+        return {"loss": self.loss / self.steps, "grad_norm": self.norm / self.steps,
+                "lines_per_s": self.lines / dt, "frames_per_s": self.frames / dt}
+
+
 class Trainer:
+    """One run: data, model, optimizer and `state` (a TrainState), then `run()`.
+
+    `resume_state` is a run's own `last.pt` (from `checkpoint.load_state`): its alphabet,
+    architecture, weights, optimizer and loop state are all taken from it.
+    """
+
     def __init__(self, cfg: TrainConfig, out: str | os.PathLike, resume_state: dict | None = None,
                  progress: bool = True):
         self.cfg = cfg
@@ -164,15 +248,27 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.fcfg = FeatureConfig(**cfg.features)
         self.acfg = AugmentConfig(**cfg.augment)
-        self._load_data(resume_state)
-        self._build_model(resume_state)
+        # what the model starts from, read from disk once: the run's own last.pt when resuming (its
+        # alphabet and weights exactly), else the --init-from checkpoint (its alphabet grown by the new
+        # data's characters, its matching weights copied), else nothing
+        start = resume_state
+        if start is None and cfg.init_from:
+            start = checkpoint.load_state(cfg.init_from, any_features=True)
+        resuming = resume_state is not None
+        self._load_data(Alphabet(start["alphabet"]) if start is not None else None, grow=not resuming)
+        self._build_model(start, exact=resuming)
+        self.state = TrainState()
+        if resuming:
+            self._restore(resume_state)
 
     # ------------------------------------------------------------------ setup
     def log(self, msg: str) -> None:
         if self.dist.main:
             tqdm.write(msg, file=sys.stderr)
 
-    def _load_data(self, resume_state: dict | None) -> None:
+    def _load_data(self, alphabet: Alphabet | None, grow: bool) -> None:
+        """Training and validation items. `alphabet`: the starting checkpoint's; `grow` appends the
+        characters of the data that it lacks (fine-tuning), else it is kept as it is (resuming)."""
         cfg = self.cfg
         if not cfg.data:
             raise ConfigError("no training data: pass --data FILE.h5")
@@ -198,45 +294,48 @@ class Trainer:
                 val_rows += load_split([path], val_split)
         if not rows:
             raise ConfigError(f"split {train_split!r} has no samples")
-        if resume_state is not None:
-            self.alphabet = Alphabet(resume_state["alphabet"])
-        elif cfg.init_from:
-            old = Alphabet(checkpoint.load_state(cfg.init_from, any_features=True)["alphabet"])
+        if alphabet is not None and not grow:
+            self.alphabet = alphabet
+        elif alphabet is not None:  # old labels keep their numbers, so the head's rows can be copied
             new = Alphabet.from_texts(r[2] for r in rows)
-            self.alphabet = Alphabet(old.chars + [c for c in new.chars if c not in old.index])
+            self.alphabet = Alphabet(alphabet.chars + [c for c in new.chars if c not in alphabet.index])
         else:
             self.alphabet = Alphabet.from_texts((r[2] for r in rows), min_count=cfg.alphabet_min_count)
         unknown: collections.Counter = collections.Counter()
         self.train_items = make_items(rows, self.alphabet, self.fcfg, unknown, source_of)
+        # validation scores the lines `hwr evaluate` scores, so that best.pt's CER is what evaluate
+        # measures on it: those with characters outside the alphabet too, not those too large to read
         val_unknown: collections.Counter = collections.Counter()
-        self.val_items = make_items(val_rows, self.alphabet, self.fcfg, val_unknown)
+        val_items = make_items(val_rows, self.alphabet, self.fcfg, val_unknown, keep_unknown=True)
+        self.val_items = [it for it in val_items if _readable(it.ink, self.fcfg)]
         if cfg.max_val_samples:
             self.val_items = self.val_items[:cfg.max_val_samples]
         if unknown:
             self.log(f"skipped training samples with characters outside the alphabet: {dict(unknown)}")
         if val_unknown:
-            self.log(f"validation samples skipped for unknown characters: {dict(val_unknown)}")
+            self.log(f"validation lines with characters outside the alphabet (scored, so they count as errors; "
+                     f"no loss): {dict(val_unknown)}")
+        if len(self.val_items) < len(val_items) and not cfg.max_val_samples:
+            self.log(f"{len(val_items) - len(self.val_items)} validation lines too large to read left out")
         self.data_summary = {"train_split": train_split, "val_split": val_split,
                              "train_samples": len(self.train_items), "val_samples": len(self.val_items),
                              "files": [os.fspath(p) for p in cfg.data],
-                             "unknown_characters": dict(unknown)}
+                             "unknown_characters": dict(unknown), "val_unknown_characters": dict(val_unknown)}
         self.log(f"data: {len(self.train_items)} training lines ({train_split or 'all'}), "
                  f"{len(self.val_items)} validation lines ({val_split}), alphabet of {len(self.alphabet)}")
 
-    def _build_model(self, resume_state: dict | None) -> None:
+    def _build_model(self, start: dict | None, exact: bool) -> None:
+        """The network, with the architecture of `start` (a checkpoint dict) when there is one:
+        `exact` loads its weights as they are (resuming), else `_init_from` copies what fits."""
         cfg = self.cfg
-        base = {}
-        if resume_state is not None:
-            base = resume_state["model_config"]
-        elif cfg.init_from:  # fine-tuning keeps the architecture it starts from
-            base = checkpoint.load_state(cfg.init_from, any_features=True)["model_config"]
+        base = start["model_config"] if start is not None else {}  # fine-tuning keeps the architecture
         mcfg = ModelConfig(**{**base, **cfg.model, "input_size": self.fcfg.size,
                               "num_classes": self.alphabet.num_classes})
         self.model = Network(mcfg)
-        if resume_state is not None:
-            self.model.load_state_dict(resume_state["model"])
-        elif cfg.init_from:
-            self._init_from(cfg.init_from)
+        if start is not None and exact:
+            self.model.load_state_dict(start["model"])
+        elif start is not None:
+            self._init_from(start, cfg.init_from)
         self._check_feasibility()
         self.model.to(self.device)
         if self.dist.world > 1:
@@ -255,9 +354,9 @@ class Trainer:
                  + (f", {self.dist.world} processes" if self.dist.world > 1 else "")
                  + (f", amp {self.amp_dtype}" if self.use_amp else ""))
 
-    def _init_from(self, path: str) -> None:
+    def _init_from(self, start: dict, path: str) -> None:
         """Transfer learning: copy matching weights; rows for new characters keep their fresh init."""
-        old_model, old_alpha, _, _ = checkpoint.load_model(path, any_features=True)
+        old_model, old_alpha, _ = checkpoint.model_from_state(start, path)
         own = self.model.state_dict()
         for k, v in old_model.state_dict().items():
             if k.startswith("head."):
@@ -290,17 +389,26 @@ class Trainer:
         self.train_items = ok
 
     # ------------------------------------------------------------------ loop
-    def state(self, epoch: int, batch_in_epoch: int, step: int, best: float, bad_epochs: int,
-              history: list) -> dict:
-        return {"optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict(),
-                "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step,
-                "best_cer": best, "bad_epochs": bad_epochs, "history": history,
-                "rng_torch": torch.get_rng_state(),
+    def checkpoint_state(self) -> dict:
+        """What a checkpoint holds beside the weights, alphabet and configs: the loop's state, the
+        optimizer, scaler and torch RNG (all an exact resume needs), the config and the data summary."""
+        return {**self.state.to_checkpoint(), "optimizer": self.opt.state_dict(),
+                "scaler": self.scaler.state_dict(), "rng_torch": torch.get_rng_state(),
                 "train_config": asdict(self.cfg), "data_summary": self.data_summary}
 
-    def save(self, name: str, **st) -> None:
+    def _restore(self, saved: dict) -> None:
+        """The inverse of `checkpoint_state` (the weights were loaded with the model). The RNG comes
+        last: nothing may draw from it between here and the first step, as in the run that saved it."""
+        self.state = TrainState.from_checkpoint(saved, self.out / "last.pt")
+        self.opt.load_state_dict(saved["optimizer"])
+        self.scaler.load_state_dict(saved["scaler"])
+        torch.set_rng_state(saved["rng_torch"])
+        self.log(f"resuming at epoch {self.state.epoch + 1}, batch {self.state.batch_in_epoch}, step {self.state.step}")
+
+    def save(self, name: str, **extra) -> None:
+        """Write `name` in the run folder with the full training state (rank 0 only)."""
         if self.dist.main:
-            checkpoint.save(self.out / name, self.model, self.alphabet, self.fcfg, **st)
+            checkpoint.save(self.out / name, self.model, self.alphabet, self.fcfg, **self.checkpoint_state(), **extra)
 
     def batches_for(self, epoch: int) -> list[np.ndarray]:
         lengths = np.array([it.length for it in self.train_items], dtype=np.float64)
@@ -335,120 +443,102 @@ class Trainer:
         self.scaler.update()
         return loss.item(), float(norm), int(lengths.sum())
 
-    def _val_batches(self, items: list) -> list:
-        """Validation batches with their features, computed once per run (they never change:
-        no augmentation), sorted by length."""
+    def _val_batches(self, items: list[Item]) -> list:
+        """Validation batches: (items, features, targets, target lengths, which lines have a label),
+        computed once per run (no augmentation: they never change), sorted by length."""
         if getattr(self, "_val_cache", None) is None:
             order = sorted(range(len(items)), key=lambda i: items[i].length)
             self._val_cache = []
             for s in range(0, len(order), 64):
                 batch = [items[i] for i in order[s:s + 64]]
-                feats = batch_features(batch, self.fcfg, None, 0, 0, range(len(batch)))
-                self._val_cache.append((batch, collate(feats, [it.labels for it in batch])))
+                labels = [it.labels or [] for it in batch]
+                self._val_cache.append((batch, [ink_features(it.ink, self.fcfg) for it in batch],
+                                        torch.tensor([c for lab in labels for c in lab], dtype=torch.long),
+                                        torch.tensor([len(lab) for lab in labels], dtype=torch.long),
+                                        torch.tensor([it.labels is not None for it in batch])))
         return self._val_cache
 
     @torch.no_grad()
     def validate(self) -> tuple[float, float]:
-        """(greedy CER, mean CTC loss) on this rank's share of the validation lines, summed over ranks."""
-        self.model.eval()
+        """(greedy CER, mean CTC loss) on this rank's share of the validation lines, summed over ranks.
+
+        The network runs through `Recognizer.log_probs`, as in `hwr evaluate`: packed batches and,
+        on a GPU, the inference precision (not the training autocast dtype), so that best.pt's CER
+        is the greedy CER `hwr evaluate` measures on it on that device. Lines with characters outside
+        the alphabet count in the CER only (the loss needs a label)."""
+        reader = Recognizer(self.model, self.alphabet, self.fcfg, device=self.device)  # puts it in eval mode
         items = self.val_items[self.dist.rank::self.dist.world]
-        edits = chars = loss_sum = 0.0
-        for batch, (x, lengths, targets, target_lengths) in self._val_batches(items):
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                log_probs, out_lengths = self.model(x.to(self.device), lengths.to(self.device))
-            loss_sum += float(self.ctc(log_probs.float(), targets.to(self.device), out_lengths,
-                                       target_lengths.to(self.device)))
+        edits = chars = loss_sum = labelled = 0.0
+        for batch, feats, targets, target_lengths, has_label in self._val_batches(items):
+            log_probs, out_lengths = reader.log_probs(feats)  # T', B, C (CPU)
+            losses = torch.nn.functional.ctc_loss(log_probs, targets, out_lengths, target_lengths, blank=0,
+                                                  reduction="none", zero_infinity=True)
+            loss_sum += float(losses[has_label].sum())
+            labelled += int(has_label.sum())
             for it, hyps in zip(batch, greedy(log_probs, out_lengths, self.alphabet)):
                 edits += char_edits(it.text, hyps[0].text)
                 chars += len(it.text)
-        edits, chars, loss_sum, n = self.dist.all_sum(edits, chars, loss_sum, len(items))
-        return edits / max(chars, 1), loss_sum / max(n, 1)
+        edits, chars, loss_sum, labelled = self.dist.all_sum(edits, chars, loss_sum, labelled)
+        return edits / max(chars, 1), loss_sum / max(labelled, 1)
 
-    def run(self, resume_state: dict | None = None) -> dict:
-        cfg = self.cfg
+    def run(self) -> dict:
+        cfg, st = self.cfg, self.state
         self.out.mkdir(parents=True, exist_ok=True)
-        epoch, start_batch, step, best, bad_epochs, history = 0, 0, 0, math.inf, 0, []
-        if resume_state is not None:
-            self.opt.load_state_dict(resume_state["optimizer"])
-            self.scaler.load_state_dict(resume_state["scaler"])
-            epoch, start_batch, step = resume_state["epoch"], resume_state["batch_in_epoch"], resume_state["step"]
-            best, bad_epochs = resume_state["best_cer"], resume_state["bad_epochs"]
-            history = list(resume_state.get("history", []))
-            torch.set_rng_state(resume_state["rng_torch"])
-            self.log(f"resuming at epoch {epoch + 1}, batch {start_batch}, step {step}")
         if self.dist.main:
             (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-            _trim_metrics(self.out / "metrics.jsonl", step)
+            _trim_metrics(self.out / "metrics.jsonl", st.step)
         metrics = open(self.out / "metrics.jsonl", "a") if self.dist.main else None
-        t_start = time.time()
-        last_ckpt = time.time()
+        t_start = last_ckpt = time.time()
         stop_reason = "epochs"
         steps_per_epoch = len(self.batches_for(0))
-        while epoch < cfg.epochs:
-            batches = self.batches_for(epoch)
-            bar = tqdm(total=len(batches), initial=start_batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        while st.epoch < cfg.epochs:
+            batches = self.batches_for(st.epoch)
+            bar = tqdm(total=len(batches), initial=st.batch_in_epoch, desc=f"epoch {st.epoch + 1}/{cfg.epochs}",
                        disable=not self.progress, unit="batch", dynamic_ncols=True, leave=False)
-            # the log window: sums since the last row, averaged over the steps really in it (an epoch or a
-            # resume starts a new window that is shorter than log_every)
-            win_loss, win_norm, win_steps, win_lines, win_frames, win_t = 0.0, 0.0, 0, 0, 0, time.time()
-            for bi in range(start_batch, len(batches)):
+            window = LogWindow()
+            for bi in range(st.batch_in_epoch, len(batches)):
                 idx = batches[bi]
                 items = [self.train_items[i] for i in idx]
-                loss, norm, frames = self.train_step(items, idx, epoch, step, steps_per_epoch)
-                step += 1
-                win_loss += loss
-                win_norm += norm
-                win_steps += 1
-                win_lines += len(items) * self.dist.world
-                win_frames += frames * self.dist.world
+                loss, norm, frames = self.train_step(items, idx, st.epoch, st.step, steps_per_epoch)
+                st.step += 1
+                st.batch_in_epoch = bi + 1
+                window.add(loss, norm, len(items) * self.dist.world, frames * self.dist.world)
                 bar.update(1)
-                if step % cfg.log_every == 0:
-                    dt = time.time() - win_t
-                    row = {"kind": "train", "epoch": epoch + 1, "step": step, "loss": win_loss / win_steps,
-                           "grad_norm": win_norm / win_steps, "lr": lr_at(step, steps_per_epoch, cfg),
-                           "lines_per_s": win_lines / dt, "frames_per_s": win_frames / dt,
-                           "elapsed_min": (time.time() - t_start) / 60}
+                if st.step % cfg.log_every == 0:
+                    row = {"kind": "train", "epoch": st.epoch + 1, "step": st.step, **window.rates(),
+                           "lr": lr_at(st.step, steps_per_epoch, cfg), "elapsed_min": (time.time() - t_start) / 60}
                     bar.set_postfix(loss=f"{row['loss']:.3f}", gnorm=f"{row['grad_norm']:.2f}",
                                     lps=f"{row['lines_per_s']:.0f}")
                     if metrics:
                         metrics.write(json.dumps(row) + "\n")
                         metrics.flush()
-                    win_loss = win_norm = 0.0
-                    win_steps = win_lines = win_frames = 0
-                    win_t = time.time()
+                    window = LogWindow()
                 if time.time() - last_ckpt > cfg.checkpoint_minutes * 60 and bi + 1 < len(batches):
-                    self.save("last.pt", **self.state(epoch, bi + 1, step, best, bad_epochs, history))
+                    self.save("last.pt")
                     last_ckpt = time.time()
                 if cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60:
                     stop_reason = "max_minutes"
-                    self.save("last.pt", **self.state(epoch, bi + 1, step, best, bad_epochs, history))
+                    self.save("last.pt")
                     break
             bar.close()
             if stop_reason == "max_minutes":
                 break
-            epoch += 1
-            start_batch = 0
             val_cer, val_loss = self.validate() if self.val_items else (math.nan, math.nan)
-            improved = val_cer < best or not self.val_items  # no validation data: keep the latest
-            if improved:
-                best, bad_epochs = val_cer, 0
-            else:
-                bad_epochs += 1
-            row = {"kind": "epoch", "epoch": epoch, "step": step, "val_cer": val_cer, "val_loss": val_loss,
-                   "best_cer": best, "elapsed_min": (time.time() - t_start) / 60,
-                   "lr": lr_at(step, steps_per_epoch, cfg)}
-            history.append(row)
+            improved = st.end_epoch(val_cer, keep_latest=not self.val_items)
+            row = {"kind": "epoch", "epoch": st.epoch, "step": st.step, "val_cer": val_cer, "val_loss": val_loss,
+                   "best_cer": st.best_cer, "elapsed_min": (time.time() - t_start) / 60,
+                   "lr": lr_at(st.step, steps_per_epoch, cfg)}
+            st.history.append(row)
             if metrics:
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
-            self.log(f"epoch {epoch}: validation CER {val_cer:.2%} (best {best:.2%}), loss {val_loss:.3f}, "
+            self.log(f"epoch {st.epoch}: validation CER {val_cer:.2%} (best {st.best_cer:.2%}), loss {val_loss:.3f}, "
                      f"{row['elapsed_min']:.1f} min")
-            st = self.state(epoch, 0, step, best, bad_epochs, history)
             if improved:
-                self.save("best.pt", metrics={"val_cer": val_cer, "epoch": epoch}, **st)
-            self.save("last.pt", **st)
+                self.save("best.pt", metrics={"val_cer": val_cer, "epoch": st.epoch})
+            self.save("last.pt")
             last_ckpt = time.time()
-            if bad_epochs >= cfg.patience:
+            if st.bad_epochs >= cfg.patience:
                 stop_reason = "early_stopping"
                 self.log(f"early stopping: no better validation CER for {cfg.patience} epochs")
                 break
@@ -456,7 +546,7 @@ class Trainer:
             metrics.close()
         if self.dist.world > 1:
             dist.barrier()
-        return {"best_val_cer": best, "epochs": epoch, "steps": step, "stopped": stop_reason}
+        return {"best_val_cer": st.best_cer, "epochs": st.epoch, "steps": st.step, "stopped": stop_reason}
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, progress: bool = True) -> dict:
@@ -477,4 +567,4 @@ def resume(out: str | os.PathLike, epochs: int | None = None, max_minutes: float
     saved["max_minutes"] = max_minutes
     saved.update({k: v for k, v in overrides.items() if v is not None})
     cfg = TrainConfig(**saved)
-    return Trainer(cfg, out, resume_state=state, progress=progress).run(resume_state=state)
+    return Trainer(cfg, out, resume_state=state, progress=progress).run()

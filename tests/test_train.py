@@ -8,18 +8,20 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_line, tiny_train_config
+from conftest import synthetic_line, tiny_texts, tiny_train_config
 
 from hwr import checkpoint
 from hwr.alphabet import Alphabet, UnknownCharacterError
 from hwr.data import ctc_min_frames
+from hwr.decode import DecoderConfig
 from hwr.evaluate import evaluate
 from hwr.features import AugmentConfig, FeatureConfig, ink_features, writing_height
 from hwr.ink import Ink, Stroke
 from hwr.model import ModelConfig, Network
 from hwr.recognizer import Recognizer
 from hwr.render import plot_run
-from hwr.train import read_metrics, resume, train
+from hwr.store import Sample, StoreWriter
+from hwr.train import Trainer, TrainState, read_metrics, resume, train
 
 
 # ---------------------------------------------------------------- features
@@ -122,6 +124,21 @@ def test_ctc_feasibility_counts_repeats():
 
 
 # ---------------------------------------------------------------- training
+# The keys of a training checkpoint as hwr wrote them before TrainState existed (format 1). Runs in
+# progress resume from such files, and an older hwr must be able to resume a newer one.
+FORMAT_1_KEYS = ("format", "format_version", "hwr_version", "feature_version", "git_revision", "model_config",
+                 "feature_config", "alphabet", "model", "optimizer", "scaler", "epoch", "batch_in_epoch", "step",
+                 "best_cer", "bad_epochs", "history", "rng_torch", "train_config", "data_summary")
+
+
+def _rewrite_as_format_1(path, history: bool = True) -> None:
+    """Re-save a training checkpoint with exactly the format-1 keys (without `history`, as the
+    first checkpoints were), as if the code before TrainState had written it."""
+    st = torch.load(path, weights_only=True)
+    assert set(FORMAT_1_KEYS) <= set(st), "a new checkpoint must keep every key older hwr reads"
+    torch.save({k: st[k] for k in FORMAT_1_KEYS if history or k != "history"}, path)
+
+
 @pytest.mark.slow
 def test_overfits_synthetic_lines_to_cer_zero(tiny_model, tiny_data):
     rec = Recognizer.load(tiny_model.parent / "last.pt", device="cpu")
@@ -135,6 +152,7 @@ def test_resume_is_exact(tiny_data, tmp_path):
     over = dict(augment={"enabled": True}, model={"hidden": 16, "layers": 1, "conv_channels": 8, "dropout": 0.2})
     train(tiny_train_config(tiny_data, 4, **over), tmp_path / "a", progress=False)
     train(tiny_train_config(tiny_data, 2, **over), tmp_path / "b", progress=False)
+    _rewrite_as_format_1(tmp_path / "b" / "last.pt")
     resume(tmp_path / "b", epochs=4, progress=False)
     a = checkpoint.load_state(tmp_path / "a" / "last.pt")
     b = checkpoint.load_state(tmp_path / "b" / "last.pt")
@@ -151,6 +169,7 @@ def test_resume_mid_epoch_after_a_kill(tiny_data, tmp_path):
     train(tiny_train_config(tiny_data, 2, max_minutes=1e-4, **over), tmp_path / "b", progress=False)
     st = checkpoint.load_state(tmp_path / "b" / "last.pt")
     assert st["epoch"] == 0 and st["batch_in_epoch"] >= 1
+    _rewrite_as_format_1(tmp_path / "b" / "last.pt", history=False)
     # a kill after the checkpoint: a row for a step that will be redone, and a line cut mid-write
     with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"kind": "train", "epoch": 1, "step": st["step"] + 1, "loss": 1.0}) + "\n")
@@ -162,6 +181,44 @@ def test_resume_mid_epoch_after_a_kill(tiny_data, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     rows = {run: [(r["kind"], r["step"]) for r in read_metrics(tmp_path / run / "metrics.jsonl")] for run in "ab"}
     assert rows["b"] == rows["a"]  # no step logged twice, nothing lost
+
+
+def test_train_state_round_trip_and_a_checkpoint_without_one(tmp_path):
+    st = TrainState(epoch=3, batch_in_epoch=5, step=77, best_cer=0.25, bad_epochs=1, history=[{"epoch": 1}])
+    saved = st.to_checkpoint()
+    assert set(saved) <= set(FORMAT_1_KEYS) and TrainState.from_checkpoint(saved) == st
+    del saved["history"]  # the first checkpoints had none
+    assert TrainState.from_checkpoint(saved).history == []
+    m = Network(ModelConfig(num_classes=4, hidden=8, layers=1))
+    checkpoint.save(tmp_path / "model.pt", m, Alphabet("abc"), FeatureConfig(), best_cer=0.1, history=[])
+    with pytest.raises(checkpoint.CheckpointError, match="no training state"):
+        TrainState.from_checkpoint(checkpoint.load_state(tmp_path / "model.pt"), tmp_path / "model.pt")
+
+
+@pytest.mark.slow
+def test_training_validation_agrees_with_evaluate(tiny_model, tmp_path):
+    """best.pt's validation CER is the greedy CER `hwr evaluate` measures on it on the same split
+    (with PyTorch, and with the default backend: onnxruntime where installed). Both score a line
+    with characters outside the alphabet (as errors) and neither a line too large to read."""
+    data = tmp_path / "d.h5"
+    # shakier lines than the model learnt, for a CER well inside (0, 1): agreement then means something
+    val = [synthetic_line(t, seed=500 + i, jitter=4.0)[0] for i, t in enumerate(tiny_texts(24, seed=7) + ["zed"])]
+    xs = np.linspace(0, 4000, 20_001)
+    val.append(Ink([Stroke(np.stack([xs, 30 * np.sin(xs / 20)], 1))], "a"))  # more points than a line may have
+    with StoreWriter(data) as w:
+        w.add(Sample(synthetic_line(t, seed=i, jitter=1.0)[0], id=f"t{i}", split="train")
+              for i, t in enumerate(tiny_texts(32)))
+        w.add(Sample(ink, id=f"v{i}", split="val") for i, ink in enumerate(val))
+    train(tiny_train_config(data, 2, init_from=str(tiny_model), lr=1e-3), tmp_path / "run", progress=False)
+    st = checkpoint.load_state(tmp_path / "run" / "best.pt")
+    recorded = st["metrics"]["val_cer"]
+    assert 0.02 < recorded < 0.9 and recorded == min(r["val_cer"] for r in st["history"])
+    assert st["data_summary"]["val_samples"] == 25 and st["data_summary"]["val_unknown_characters"] == {"z": 1}
+    for backend in ("torch", "auto"):
+        rec = Recognizer.load(tmp_path / "run" / "best.pt", device="cpu", backend=backend)
+        s = evaluate(data, rec, split="val", decoder=DecoderConfig(kind="greedy"), layout="line", progress=False)
+        assert s["samples"] == 25 and len(s["unreadable"]) == 1
+        assert s["cer"] == recorded, (rec.info["backend"], s["char_edits"], s["characters"])
 
 
 def test_checkpoint_round_trip_and_refusals(tmp_path):
