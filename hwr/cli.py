@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from . import __version__
@@ -66,6 +67,65 @@ def out_file(path: str) -> str:
     if p.exists() and not p.is_file():
         raise argparse.ArgumentTypeError(f"{path} is not a regular file (a pipe or device); write to a file")
     return path
+
+
+# ---------------------------------------------------------------------- defaults
+def field_default(cls, name: str):
+    """The default of dataclass field `cls.name` (a default_factory is called)."""
+    f = next(f for f in fields(cls) if f.name == name)
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+def shown(value) -> str:
+    """A default as a help text shows it: as typed on the command line, lists comma-separated."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(shown, value)) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "none" if value is None else str(value)
+
+
+def add_field(p: argparse.ArgumentParser, cls, name: str, *flags: str, help: str = "", given_only: bool = False,
+              default_text: str = "{}", **kw) -> argparse.Action:
+    """Add to `p` the option of dataclass field `cls.name`, so each default is written once, in its dataclass.
+
+    The option's default is the field's and its help ends "(default: X)"; `flags` default to
+    `--name-with-dashes`. With `given_only` the value stays None unless the flag is given, for a
+    setting something else decides when it is not (a --config file, a resumed run, the model's
+    decoder.json); the help then says `default_text`, in which {} stands for the field's default.
+    The action remembers its field (`action.field`), so a test can check that they agree.
+    """
+    value = field_default(cls, name)
+    text = default_text.format(shown(value)) if given_only else shown(value)
+    action = p.add_argument(*(flags or ["--" + name.replace("_", "-")]), default=None if given_only else value,
+                            help=f"{help} (default: {text})".lstrip(), **kw)
+    action.field = (cls, name)
+    return action
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that adds a command's options when the command is used (`options=`, a function
+    of the parser): they take their defaults from the dataclasses of the modules that run the command,
+    and `hwr data info` or `hwr --help` should not import torch to learn the training defaults."""
+
+    def __init__(self, *args, options=None, **kw):
+        super().__init__(*args, **kw)
+        self._options = options
+
+    def complete(self) -> Parser:
+        """Add the deferred options now (parsing and help do it themselves)."""
+        if self._options is not None:
+            add, self._options = self._options, None
+            add(self)
+        return self
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.complete()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self.complete()
+        return super().format_help()
 
 
 # ---------------------------------------------------------------------- data
@@ -241,8 +301,8 @@ def cmd_evaluate(a) -> int:
 def cmd_tune_lm(a) -> int:
     from .evaluate import tune_lm
     rec = _recognizer(a)
-    res = tune_lm(a.data, rec, a.lm, split=a.split, beam_size=a.beam_size or 32, limit=a.limit,
-                  weights=a.weights, bonuses=a.bonuses)
+    res = tune_lm(a.data, rec, a.lm, split=a.split, beam_size=a.beam_size, limit=a.limit, weights=a.weights,
+                  bonuses=a.bonuses, batch_size=a.batch_size)
     print(json.dumps(res["best"]))
     if a.out:
         best = dict(res["best"])
@@ -347,23 +407,128 @@ def cmd_info(a) -> int:
 
 
 # ---------------------------------------------------------------------- parser
-def _add_decoder_args(p, batch: bool = True) -> None:
+def _decoder_options(p: argparse.ArgumentParser, config=None) -> None:
+    """Options to load a model and decode. The decoder settings default to the model's decoder.json;
+    `config` (EvalConfig, TuneConfig, TranscribeConfig) gives --batch-size and any decoder setting
+    the command fixes itself (tune-lm's beam size)."""
+    from .decode import DecoderConfig
+    own = {f.name for f in fields(config)} if config else set()
+
+    def decoder_field(name: str, flag: str, **kw) -> None:
+        if name in own:
+            add_field(p, config, name, flag, **kw)
+        else:
+            add_field(p, DecoderConfig, name, flag, given_only=True, default_text="the model's, else {}", **kw)
+
     p.add_argument("--model", help="checkpoint or model folder (default: the shipped model)")
-    p.add_argument("--decoder", choices=["greedy", "beam"])
-    p.add_argument("--beam-size", type=count(1, 4096))
-    p.add_argument("--lm", help="character LM (ARPA) for beam search, or 'none'")
-    p.add_argument("--lm-weight", type=float)
-    p.add_argument("--word-bonus", type=float, help="score added per word (per space without a lexicon)")
-    p.add_argument("--lexicon", help="word list: beam search only outputs these words")
+    decoder_field("kind", "--decoder", choices=["greedy", "beam"], help="best path, or beam search")
+    decoder_field("beam_size", "--beam-size", type=count(1, 4096), help="hypotheses kept per frame")
+    decoder_field("lm", "--lm", help="character LM (ARPA) for beam search, or 'none'")
+    decoder_field("lm_weight", "--lm-weight", type=float, help="weight of the LM's score")
+    decoder_field("word_bonus", "--word-bonus", type=float, help="score added per word (per space without a lexicon)")
+    decoder_field("lexicon", "--lexicon", help="word list: beam search only outputs these words")
     p.add_argument("--threads", type=count(1, 512), help="CPU threads for PyTorch")
-    if batch:
-        p.add_argument("--batch-size", type=count(1, 4096), default=32)
+    if "batch_size" in own:
+        add_field(p, config, "batch_size", type=count(1, 4096), help="inks read at once")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="run the network with PyTorch or onnxruntime; auto: onnxruntime on the CPU (same "
                         "results, faster), from a graph of this checkpoint exported once into ~/.cache/hwr")
 
+
+def _data_show_options(show: argparse.ArgumentParser) -> None:
+    show.add_argument("file")
+    show.add_argument("index", type=int)
+    show.add_argument("--out", required=True, type=out_file)
+    show.add_argument("--read", action="store_true",
+                      help="recognize the sample and show the recognizer's lines and text (default: the stored "
+                           "lines, else those hwr.layout finds, with the label's lines)")
+    _decoder_options(show)
+
+
+def _train_options(tr: argparse.ArgumentParser) -> None:
+    from .train import TrainConfig
+
+    def train_field(name: str, *flags: str, **kw) -> None:
+        # given only: unset, the --config file (or the resumed run) decides, else TrainConfig
+        add_field(tr, TrainConfig, name, *flags, given_only=True, **kw)
+
+    tr.add_argument("--data", action="append", help="store(s) to train on; repeat for several")
+    tr.add_argument("--out", help="run folder (checkpoints, metrics)")
+    tr.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.pt")
+    tr.add_argument("--config", help="JSON file with TrainConfig fields (model, features, augment, ...)")
+    tr.add_argument("--init-from", help="start from this checkpoint (fine-tuning)")
+    train_field("freeze_layers", type=count(0), help="with --init-from: freeze conv + this many RNN layers")
+    train_field("device", choices=["auto", "cpu", "cuda"], help="auto: a CUDA GPU if there is one")
+    train_field("epochs", type=count(1), help="total epochs (with --resume: the new total)")
+    train_field("max_minutes", type=float, help="stop (with a checkpoint) after this many minutes",
+                default_text="no limit")
+    train_field("batch_size", type=count(1, 4096), help="lines per batch")
+    train_field("lr", type=float, help="learning rate")
+    train_field("seed", type=count(0), help="seed of batch order, augmentation and initial weights")
+    train_field("patience", type=count(1), help="epochs without a better validation CER before stopping")
+    train_field("threads", type=count(1, 512), help="CPU threads for PyTorch", default_text="PyTorch's choice")
+    train_field("train_split", help="split to train on", default_text="trainset, else train, else every sample")
+    train_field("val_split", help="split to validate on (best.pt, patience)", default_text="testset_v, else val")
+    train_field("extra_train_splits", "--extra-train-split", action="append",
+                help="also train on this split (e.g. testset_t); repeat for several")
+    train_field("data_weights", "--data-weight", type=float, action="append", default_text="1 for each store",
+                help="per --data file (same order): share of its samples used each epoch")
+    train_field("alphabet_min_count", type=count(1), help="characters rarer than this stay out of the alphabet")
+    tr.add_argument("--no-augment", action="store_true", help="train without random distortions of the ink")
+
+
+def _evaluate_options(ev: argparse.ArgumentParser) -> None:
+    from .evaluate import EvalConfig
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--split", help="split to evaluate (default: all samples)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--report", type=out_file, help="write per-sample rows (JSON Lines) here")
+    ev.add_argument("--limit", type=count(1), help="only the first N samples of the split")
+    add_field(ev, EvalConfig, "layout", choices=["auto", "page", "line"],
+              help="page: cut each ink into lines; line: read it as one line; auto: page for a store of pages "
+                   "(labels with newlines), line otherwise")
+    _decoder_options(ev, EvalConfig)
+
+
+def _tune_lm_options(tl: argparse.ArgumentParser) -> None:
+    from .evaluate import TuneConfig
+    tl.add_argument("--data", required=True)
+    add_field(tl, TuneConfig, "split", help="the tuning split (never the test split)")
+    add_field(tl, TuneConfig, "limit", type=count(1), help="only the first N samples of the split")
+    add_field(tl, TuneConfig, "weights", type=numbers, help="LM weights to try")
+    add_field(tl, TuneConfig, "bonuses", type=numbers, help="word bonuses to try")
+    tl.add_argument("--out", type=out_file, help="write the best decoder config (decoder.json) here")
+    _decoder_options(tl, TuneConfig)
+
+
+def _transcribe_options(tc: argparse.ArgumentParser) -> None:
+    from .transcribe import TranscribeConfig
+    tc.add_argument("inputs", nargs="+")
+    tc.add_argument("--out", required=True, type=out_file)
+    add_field(tc, TranscribeConfig, "nbest", type=count(1, 100), help="candidates per line")
+    tc.add_argument("--shard", type=shard_spec, help="I/N: process every N-th ink starting at I (for N workers)")
+    tc.add_argument("--merge", action="store_true", help="merge shard result files (inputs) into --out")
+    add_field(tc, TranscribeConfig, "layout", choices=["page", "line"],
+              help="page: cut each ink into lines, rows get a `lines` list and text with newlines; line: read "
+                   "each ink as one line")
+    _decoder_options(tc, TranscribeConfig)
+
+
+def _lm_build_options(lb: argparse.ArgumentParser) -> None:
+    from .lm import LMConfig
+    lb.add_argument("--text", nargs="+", required=True, help="text files or NLTK corpus zips (brown.zip, ...)")
+    add_field(lb, LMConfig, "order", type=count(2, 6), help="characters per n-gram")
+    add_field(lb, LMConfig, "prune", type=count(1), help="drop n-grams of order >= 3 seen fewer times")
+    lb.add_argument("--out", required=True, type=out_file)
+    lb.add_argument("--alphabet-from", help="checkpoint whose alphabet the LM is restricted to")
+    lb.add_argument("--exclude-store", help="leave out lines equal to any label in this store")
+    lb.add_argument("--eval-store", help="report perplexity on this store's labels")
+    add_field(lb, LMConfig, "eval_split", help="the --eval-store split to report perplexity on")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hwr", description="Online handwriting recognition: ink in, text out.")
+    """The `hwr` parser; a command's options are added when it is used (see `Parser`)."""
+    p = Parser(prog="hwr", description="Online handwriting recognition: ink in, text out.")
     p.add_argument("--version", action="version", version=f"hwr {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -390,16 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_data_info)
 
-    show = data.add_parser("show", help="render one sample to a PNG; a page line by line, each in its own colour "
-                                        "with its text beside it")
-    show.add_argument("file")
-    show.add_argument("index", type=int)
-    show.add_argument("--out", required=True, type=out_file)
-    show.add_argument("--read", action="store_true",
-                      help="recognize the sample and show the recognizer's lines and text (default: the stored "
-                           "lines, else those hwr.layout finds, with the label's lines)")
-    _add_decoder_args(show, batch=False)
-    show.set_defaults(func=cmd_data_show)
+    data.add_parser("show", help="render one sample to a PNG; a page line by line, each in its own colour "
+                                 "with its text beside it", options=_data_show_options).set_defaults(func=cmd_data_show)
 
     exp = data.add_parser("export", help="export a store as InkML files or JSON Lines")
     exp.add_argument("file")
@@ -407,80 +564,24 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True, help="a folder (inkml) or a .jsonl file / folder (jsonl)")
     exp.set_defaults(func=cmd_data_export)
 
-    tr = sub.add_parser("train", help="train a recognizer (CTC), or resume a run")
-    tr.add_argument("--data", action="append", help="store(s) to train on; repeat for several")
-    tr.add_argument("--out", help="run folder (checkpoints, metrics)")
-    tr.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.pt")
-    tr.add_argument("--config", help="JSON file with TrainConfig fields (model, features, augment, ...)")
-    tr.add_argument("--init-from", help="start from this checkpoint (fine-tuning)")
-    tr.add_argument("--freeze-layers", type=count(0), help="with --init-from: freeze conv + this many RNN layers")
-    tr.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    tr.add_argument("--epochs", type=count(1), help="total epochs (with --resume: the new total)")
-    tr.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
-    tr.add_argument("--batch-size", type=count(1, 4096))
-    tr.add_argument("--lr", type=float)
-    tr.add_argument("--seed", type=count(0))
-    tr.add_argument("--patience", type=count(1))
-    tr.add_argument("--threads", type=count(1, 512), help="CPU threads for PyTorch")
-    tr.add_argument("--train-split")
-    tr.add_argument("--val-split")
-    tr.add_argument("--extra-train-split", action="append", help="also train on this split (e.g. testset_t)")
-    tr.add_argument("--data-weight", type=float, action="append",
-                    help="per --data file (same order): share of its samples used each epoch")
-    tr.add_argument("--alphabet-min-count", type=count(1), help="characters rarer than this stay out of the alphabet")
-    tr.add_argument("--no-augment", action="store_true")
-    tr.set_defaults(func=cmd_train)
+    sub.add_parser("train", help="train a recognizer (CTC), or resume a run",
+                   options=_train_options).set_defaults(func=cmd_train)
 
     pl = sub.add_parser("plot", help="plot a run's loss and validation CER")
     pl.add_argument("run")
     pl.add_argument("--out", required=True, type=out_file)
     pl.set_defaults(func=cmd_plot)
 
-    ev = sub.add_parser("evaluate", help="CER/WER of a model on a store")
-    ev.add_argument("--data", required=True)
-    ev.add_argument("--split", help="split to evaluate (default: all samples)")
-    ev.add_argument("--json", action="store_true", help="print one JSON object")
-    ev.add_argument("--report", type=out_file, help="write per-sample rows (JSON Lines) here")
-    ev.add_argument("--limit", type=count(1), help="only the first N samples of the split")
-    ev.add_argument("--layout", choices=["auto", "page", "line"], default="auto",
-                    help="page: cut each ink into lines; line: read it as one line; auto (default): page for "
-                         "a store of pages (labels with newlines), line otherwise")
-    _add_decoder_args(ev)
-    ev.set_defaults(func=cmd_evaluate)
-
-    tl = sub.add_parser("tune-lm", help="grid-search LM weight and character bonus on a tuning split")
-    tl.add_argument("--data", required=True)
-    tl.add_argument("--split", default="testset_v")
-    tl.add_argument("--limit", type=count(1), default=400)
-    tl.add_argument("--weights", type=numbers, default="0.3,0.5,0.7,0.9,1.2")
-    tl.add_argument("--bonuses", type=numbers, default="-1,0,1,2", help="word bonuses to try")
-    tl.add_argument("--out", type=out_file, help="write the best decoder config (decoder.json) here")
-    _add_decoder_args(tl)
-    tl.set_defaults(func=cmd_tune_lm)
-
-    tc = sub.add_parser("transcribe", help="transcribe stores, InkML and JSON inks to JSON Lines")
-    tc.add_argument("inputs", nargs="+")
-    tc.add_argument("--out", required=True, type=out_file)
-    tc.add_argument("--nbest", type=count(1, 100), default=5)
-    tc.add_argument("--shard", type=shard_spec, help="I/N: process every N-th ink starting at I (for N workers)")
-    tc.add_argument("--merge", action="store_true", help="merge shard result files (inputs) into --out")
-    tc.add_argument("--layout", choices=["page", "line"], default="page",
-                    help="page (default): cut each ink into lines, rows get a `lines` list and text with "
-                         "newlines; line: read each ink as one line")
-    _add_decoder_args(tc)
-    tc.set_defaults(func=cmd_transcribe)
+    sub.add_parser("evaluate", help="CER/WER of a model on a store",
+                   options=_evaluate_options).set_defaults(func=cmd_evaluate)
+    sub.add_parser("tune-lm", help="grid-search LM weight and word bonus on a tuning split",
+                   options=_tune_lm_options).set_defaults(func=cmd_tune_lm)
+    sub.add_parser("transcribe", help="transcribe stores, InkML and JSON inks to JSON Lines",
+                   options=_transcribe_options).set_defaults(func=cmd_transcribe)
 
     lm = sub.add_parser("lm", help="character language models").add_subparsers(dest="lm_command", required=True)
-    lb = lm.add_parser("build", help="estimate a character n-gram LM (modified Kneser-Ney) as ARPA")
-    lb.add_argument("--text", nargs="+", required=True, help="text files or NLTK corpus zips (brown.zip, ...)")
-    lb.add_argument("--order", type=count(2, 6), default=6)
-    lb.add_argument("--prune", type=count(1), default=1, help="drop n-grams of order >= 3 seen fewer times")
-    lb.add_argument("--out", required=True, type=out_file)
-    lb.add_argument("--alphabet-from", help="checkpoint whose alphabet the LM is restricted to")
-    lb.add_argument("--exclude-store", help="leave out lines equal to any label in this store")
-    lb.add_argument("--eval-store", help="report perplexity on this store's labels")
-    lb.add_argument("--eval-split", default="testset_v")
-    lb.set_defaults(func=cmd_lm_build)
+    lm.add_parser("build", help="estimate a character n-gram LM (modified Kneser-Ney) as ARPA",
+                  options=_lm_build_options).set_defaults(func=cmd_lm_build)
 
     mo = sub.add_parser("model", help="package a trained model").add_subparsers(dest="model_command", required=True)
     mx = mo.add_parser("export", help="write a model folder (model.pt, LM, decoder.json) for Recognizer.load")

@@ -15,7 +15,7 @@ import collections
 import json
 import os
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 
 from tqdm import tqdm
 
@@ -26,6 +26,26 @@ from .ink import InkError
 from .metrics import char_edits, line_count_right, page_summary, segmentation_errors, word_edits
 from .recognizer import Recognizer
 from .store import Store
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Defaults of `evaluate` and `hwr evaluate` (the CLI reads them from here)."""
+
+    batch_size: int = 32
+    layout: str = "auto"         # auto: page for a store of pages, line otherwise
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Defaults of `tune_lm` and `hwr tune-lm`: the grid and the lines it is searched on."""
+
+    split: str = "testset_v"     # a tuning split, never the reported test split
+    limit: int | None = 400      # the first lines of the split (None: all)
+    weights: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9, 1.2)   # LM weights to try
+    bonuses: tuple[float, ...] = (-1.0, 0.0, 1.0, 2.0)       # word bonuses to try
+    beam_size: int = DecoderConfig.beam_size  # tune at the beam the model will decode with
+    batch_size: int = EvalConfig.batch_size
 
 
 def confusions(ref: str, hyp: str) -> list[tuple[str, str]]:
@@ -55,8 +75,9 @@ def confusions(ref: str, hyp: str) -> list[tuple[str, str]]:
 
 
 def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None = None,
-             decoder: DecoderConfig | None = None, batch_size: int = 32, report: str | None = None,
-             limit: int | None = None, progress: bool = True, layout: str = "auto") -> dict:
+             decoder: DecoderConfig | None = None, batch_size: int = EvalConfig.batch_size,
+             report: str | None = None, limit: int | None = None, progress: bool = True,
+             layout: str = EvalConfig.layout) -> dict:
     """Transcribe every sample of `split` and score it; returns the summary dict.
 
     layout "auto" reads a store of pages page by page (cut into lines) and a store of lines
@@ -180,9 +201,10 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
-def tune_lm(data: str | os.PathLike, recognizer: Recognizer, lm: str, split: str = "testset_v",
-            weights=(0.3, 0.5, 0.7, 0.9, 1.2), bonuses=(-1.0, 0.0, 1.0, 2.0), beam_size: int = 32,
-            limit: int | None = 400, progress: bool = True) -> dict:
+def tune_lm(data: str | os.PathLike, recognizer: Recognizer, lm: str, split: str = TuneConfig.split,
+            weights=TuneConfig.weights, bonuses=TuneConfig.bonuses, beam_size: int = TuneConfig.beam_size,
+            limit: int | None = TuneConfig.limit, batch_size: int = TuneConfig.batch_size,
+            progress: bool = True) -> dict:
     """Grid search of LM weight x word bonus on a tuning split (never the test split)."""
     if split.startswith("testset_f"):
         raise ConfigError("tune on testset_v, never on testset_f (it is the reported test set)")
@@ -193,7 +215,7 @@ def tune_lm(data: str | os.PathLike, recognizer: Recognizer, lm: str, split: str
             # the model's own search settings (pruning included), with this LM, weight and bonus
             cfg = replace(recognizer.decoder_config, kind="beam", beam_size=beam_size, lm=lm, lm_weight=w,
                           word_bonus=b)
-            s = evaluate(data, recognizer, split, cfg, limit=limit, progress=False)
+            s = evaluate(data, recognizer, split, cfg, batch_size=batch_size, limit=limit, progress=False)
             results.append({"lm_weight": w, "word_bonus": b, "cer": s["cer"], "wer": s["wer"]})
             if progress:
                 print(f"lm_weight {w:4.2f} word_bonus {b:5.2f}: CER {s['cer']:.2%} WER {s['wer']:.2%}", flush=True)

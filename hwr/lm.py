@@ -23,6 +23,7 @@ import os
 import re
 import zipfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,15 @@ from tqdm import tqdm
 SPACE_WORD = "<sp>"  # the space character's name in ARPA files and in the decoder's token list
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 _BOS, _EOS = "\x02", "\x03"  # one-character stand-ins while counting
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """Defaults of `build_lm` and `hwr lm build` (the CLI reads them from here)."""
+
+    order: int = 6               # characters per n-gram; a 6-gram sees the 5 before
+    prune: int = 1               # drop n-grams of order >= 3 seen fewer times (1: keep all)
+    eval_split: str = "testset_v"  # the store split whose labels the perplexity is reported on
 
 
 # ---------------------------------------------------------------------- text
@@ -105,8 +115,8 @@ def _discounts(adjusted: dict[str, int]) -> tuple[float, float, float]:
     return tuple(min(max(x, 0.05), k + 1 - 0.05) for k, x in enumerate(d))  # type: ignore[return-value]
 
 
-def build_lm(lines: Iterable[str], order: int = 6, vocab: Iterable[str] = (), prune: int = 1,
-             progress: bool = True) -> ArpaLM:
+def build_lm(lines: Iterable[str], order: int = LMConfig.order, vocab: Iterable[str] = (),
+             prune: int = LMConfig.prune, progress: bool = True) -> ArpaLM:
     """Estimate an interpolated modified Kneser-Ney character model.
 
     `vocab`: characters the model must be able to score even if the text lacks them (the
@@ -287,7 +297,7 @@ def perplexity(lm: ArpaLM, lines: Iterable[str]) -> float:
 
 
 def build_from_files(texts: list[str], order: int, out: str | os.PathLike, alphabet: Iterable[str] = (),
-                     prune: int = 1, exclude: Iterable[str] = (), max_lines: int | None = None,
+                     prune: int = LMConfig.prune, exclude: Iterable[str] = (), max_lines: int | None = None,
                      progress: bool = True) -> dict:
     """Read corpora, keep characters of `alphabet` (when given), write ARPA; returns a summary."""
     alpha = set(alphabet)

@@ -14,23 +14,38 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
-PERSONAL_EPOCHS = 15
 LOG_TAIL_CHARS = 300
 
 
+@dataclass(frozen=True)
+class PersonalConfig:
+    """The `hwr train` settings of a personal fine-tuning; each field is the TrainConfig field of that name.
+
+    A small learning rate and batch: a user has tens of lines, not thousands. One thread: the
+    app keeps reading strokes while it trains.
+    """
+
+    epochs: int = 15
+    batch_size: int = 8
+    lr: float = 5e-4
+    threads: int = 1
+
+
 def fine_tune_command(store: str | os.PathLike, base_model: str | os.PathLike, out: str | os.PathLike,
-                      epochs: int = PERSONAL_EPOCHS) -> list[str]:
+                      config: PersonalConfig = PersonalConfig()) -> list[str]:
     """The `hwr train` command that adapts `base_model` to the samples in `store`.
 
-    A small learning rate and batch: a user has tens of lines, not thousands. The store has no
-    validation split, so every epoch's weights become best.pt (see train.py).
+    Its options are `config`'s fields. The store has no validation split, so every epoch's
+    weights become best.pt (see train.py) and patience is the whole run: nothing stops it early.
     """
-    return [sys.executable, "-m", "hwr.cli", "train", "--data", str(store), "--init-from", str(base_model),
-            "--out", str(out), "--epochs", str(epochs), "--batch-size", "8", "--threads", "1", "--lr", "5e-4",
-            "--patience", str(epochs)]
+    cmd = [sys.executable, "-m", "hwr.cli", "train", "--data", str(store), "--init-from", str(base_model),
+           "--out", str(out)]
+    for name, value in [(f.name, getattr(config, f.name)) for f in fields(config)] + [("patience", config.epochs)]:
+        cmd += ["--" + name.replace("_", "-"), str(value)]
+    return cmd
 
 
 def start_fine_tuning(store: str | os.PathLike, base_model: str | os.PathLike, root: str | os.PathLike) -> Path:
@@ -93,13 +108,13 @@ def run_progress(run: str | os.PathLike) -> RunProgress:
 
     Every file may be missing or half written (the trainer has not started yet, or is writing
     right now), so each is read defensively: no metrics means no epoch done, and no readable
-    config.json means the epochs `start_fine_tuning` asks for.
+    config.json means the epochs `start_fine_tuning` asks for (`PersonalConfig.epochs`).
     """
     from .train import read_metrics  # torch is heavy; the listing above does not need it
     run = Path(run)
     metrics = run / "metrics.jsonl"
     rows = read_metrics(metrics) if metrics.is_file() else []
-    total = PERSONAL_EPOCHS
+    total = PersonalConfig.epochs
     try:
         total = int(json.loads((run / "config.json").read_text())["epochs"])
     except (OSError, ValueError, KeyError, TypeError):

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -26,6 +26,15 @@ from .errors import HwrError
 from .fileutil import write_atomic
 from .ink import Ink, InkError
 from .recognizer import Recognizer
+
+
+@dataclass(frozen=True)
+class TranscribeConfig:
+    """Defaults of `transcribe` and `hwr transcribe` (the CLI reads them from here)."""
+
+    batch_size: int = 32
+    nbest: int = DecoderConfig.nbest  # candidates per line, whatever the model's decoder.json says
+    layout: str = "page"              # page: cut each ink into lines; line: read it as one line
 
 
 def iter_inputs(inputs: list[str]) -> Iterator[tuple[str, str, Ink | Exception]]:
@@ -69,8 +78,9 @@ def shard_from_env() -> tuple[int, int] | None:
 
 
 def transcribe(inputs: list[str], out: str | os.PathLike, recognizer: Recognizer,
-               decoder: DecoderConfig | None = None, nbest: int = 5, batch_size: int = 16,
-               shard: tuple[int, int] | None = None, progress: bool = True, layout: str = "page") -> dict:
+               decoder: DecoderConfig | None = None, nbest: int = TranscribeConfig.nbest,
+               batch_size: int = TranscribeConfig.batch_size, shard: tuple[int, int] | None = None,
+               progress: bool = True, layout: str = TranscribeConfig.layout) -> dict:
     """Write results to `out` (appending, skipping ids already there); returns counts.
 
     Each row is `Result.as_dict()` with the id and source: `text` (lines joined by newlines),

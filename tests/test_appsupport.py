@@ -15,7 +15,7 @@ from hwr.errors import InputError
 from hwr.feedback import apply_picks, labelled_lines
 from hwr.ink import Ink, Stroke
 from hwr.paths import data_dir, feedback_store, personal_root
-from hwr.personal import LOG_TAIL_CHARS, PERSONAL_EPOCHS, personal_models, run_progress
+from hwr.personal import LOG_TAIL_CHARS, PersonalConfig, personal_models, run_progress
 from hwr.svg import FADED, HIGHLIGHT, INK, PALETTE, PLAIN_TEXT, colored_text, ink_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -65,7 +65,7 @@ def _epoch_row(epoch: int) -> str:
 def test_run_progress_through_a_runs_life(tmp_path):
     run = _run(tmp_path, "run-20250101-090000", weights=False)
     p = run_progress(run)  # launched, the trainer has written nothing yet
-    assert (p.epochs_done, p.epochs_total, p.state, p.log_tail) == (0, PERSONAL_EPOCHS, "running", "")
+    assert (p.epochs_done, p.epochs_total, p.state, p.log_tail) == (0, PersonalConfig.epochs, "running", "")
     assert p.fraction == 0.0
     (run / "config.json").write_text(json.dumps({"epochs": 4, "lr": 5e-4}))
     (run / "metrics.jsonl").write_text("\n".join([
@@ -84,7 +84,7 @@ def test_run_progress_of_a_failed_run_keeps_the_end_of_the_log(tmp_path):
     (run / "train.log").write_text("x" * 1000 + "\nValueError: no samples the alphabet can encode")
     (run / "failed").touch()
     p = run_progress(run)
-    assert p.state == "failed" and p.epochs_total == PERSONAL_EPOCHS
+    assert p.state == "failed" and p.epochs_total == PersonalConfig.epochs
     assert len(p.log_tail) == LOG_TAIL_CHARS and p.log_tail.endswith("the alphabet can encode")
 
 

@@ -80,7 +80,8 @@ def sidebar() -> tuple[Recognizer | None, DecoderConfig | None, Path]:
         kinds = ["beam search + language model", "greedy"] if base.lm else ["beam search", "greedy"]
     kind = st.sidebar.radio("Decoder", kinds, index=0 if base.kind == "beam" and not problem else len(kinds) - 1,
                             key="decoder_kind")
-    cfg = replace(base, kind="greedy" if kind == "greedy" else "beam", nbest=5)
+    # the default n-best (DecoderConfig's), whatever the model's decoder.json asks for
+    cfg = replace(base, kind="greedy" if kind == "greedy" else "beam", nbest=DecoderConfig.nbest)
     params = rec.info.get("parameters", 0)
     st.sidebar.caption(f"{Path(models[choice]).name}: {params / 1e6:.2f}M parameters, "
                        f"{len(rec.alphabet)} characters")
