@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import HwrError
+from .fileutil import write_atomic
 
 
 class UserError(HwrError):
@@ -306,7 +307,7 @@ def cmd_tune_lm(a) -> int:
     print(json.dumps(res["best"]))
     if a.out:
         best = dict(res["best"])
-        Path(a.out).write_text(json.dumps(best, indent=2) + "\n")
+        write_atomic(a.out, json.dumps(best, indent=2) + "\n")
         print(f"wrote {a.out} (best CER {res['best_cer']:.2%} on {a.split})")
     return 0
 
@@ -377,7 +378,7 @@ def cmd_model_export(a) -> int:
             with open(lm, "rb") as src, gzip.open(out / name, "wb", compresslevel=9) as dst:
                 shutil.copyfileobj(src, dst)
         d.update(lm=name, kind="beam")
-    (out / "decoder.json").write_text(json.dumps(d, indent=2) + "\n")
+    write_atomic(out / "decoder.json", json.dumps(d, indent=2) + "\n")
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out}: {', '.join(sorted(f.name for f in out.iterdir()))} ({size:.1f} MB)")
     return 0
@@ -412,6 +413,7 @@ def _decoder_options(p: argparse.ArgumentParser, config=None) -> None:
     `config` (EvalConfig, TuneConfig, TranscribeConfig) gives --batch-size and any decoder setting
     the command fixes itself (tune-lm's beam size)."""
     from .decode import DecoderConfig
+    from .recognizer import BACKENDS, DEFAULT_BACKEND
     own = {f.name for f in fields(config)} if config else set()
 
     def decoder_field(name: str, flag: str, **kw) -> None:
@@ -430,7 +432,7 @@ def _decoder_options(p: argparse.ArgumentParser, config=None) -> None:
     p.add_argument("--threads", type=count(1, 512), help="CPU threads for PyTorch")
     if "batch_size" in own:
         add_field(p, config, "batch_size", type=count(1, 4096), help="inks read at once")
-    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help="run the network with PyTorch or onnxruntime; auto: onnxruntime on the CPU (same "
                         "results, faster), from a graph of this checkpoint exported once into ~/.cache/hwr")
 

@@ -1,8 +1,9 @@
 """All-or-nothing file writes: write a temporary file beside the target, then rename it.
 
-Every file hwr writes goes through `atomic_path` (or `write_atomic` for text): a crash, a kill or
-an exception mid-write leaves the previous file exactly as it was and no temporary file behind
-(when Python still runs). The HDF5 store writer, which keeps its temporary file open across
+Files that others read while hwr may be writing them (checkpoints, model folders, the LM, ONNX
+graphs, exports, result files) go through `atomic_path` (or `write_atomic` for text): a crash, a
+kill or an exception mid-write leaves the previous file exactly as it was and no temporary file
+behind (when Python still runs). The HDF5 store writer, which keeps its temporary file open across
 calls, uses `temp_beside` and `publish` directly and adds an inter-process lock (hwr.store).
 """
 

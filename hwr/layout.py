@@ -42,6 +42,7 @@ class LayoutConfig:
     main_height: float = 0.45     # share of the page's typical stroke height (smaller: dots, dashes)
     # cutting the writing into runs (`_runs`)
     new_line_offset: float = 0.8  # a shaping stroke this far off the band, after a return sweep, starts a line
+    lone_offset: float = 1.0      # ... or this far when the run has one shaping stroke so far
     return_sweep: float = 0.5     # starting this far left of the last shaping stroke's start is a return sweep
     far_offset: float = 2.0       # this far off the band starts a line at once (a line above, or far below)
     rewrite_sweep: float = 4.0    # sweeping back this far (and half the run's width) may start a line written
@@ -166,6 +167,8 @@ def _starts_line(g: _Geometry, run: _Band, s: int, last: int, cfg: LayoutConfig)
     d = float(run.offset(g, s))
     if d > cfg.far_offset:
         return True
+    if len(run.shaping) < 2:  # a band read off one stroke is a guess: ask for a clearer drop
+        d *= cfg.new_line_offset / cfg.lone_offset
     if d > cfg.new_line_offset and (g.x0[last] - g.x0[s]) / run.height > cfg.return_sweep:
         return True
     if d > cfg.new_line_offset and (run.x1 - g.x0[s]) / run.height > cfg.return_sweep:

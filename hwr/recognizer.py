@@ -42,6 +42,8 @@ MAX_PAGE_LINES = 500        # lines in one page ink
 MAX_PAGE_POINTS = 400_000   # raw points in one page ink (a line may have MAX_POINTS)
 WORD_NBEST = 10             # candidates decoded per line for per-word alternatives
 LAYOUTS = ("page", "line")
+BACKENDS = ("auto", "torch", "onnx")
+DEFAULT_BACKEND = "auto"    # onnxruntime on the CPU when it is installed, else PyTorch (see load)
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "default"
@@ -105,7 +107,7 @@ class Recognizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, decoder: DecoderConfig | None = None,
-             device: str = "auto", backend: str = "auto") -> Recognizer:
+             device: str = "auto", backend: str = DEFAULT_BACKEND) -> Recognizer:
         """Load a checkpoint (None: the shipped model). A `decoder.json` beside the checkpoint
         gives the default decoder settings (kind, beam, LM and its weights).
 
@@ -114,7 +116,7 @@ class Recognizer:
         from `hwr model export --onnx`, else exported once into the cache: `onnxmodel.graph_for`);
         "auto" is onnx on the CPU when onnxruntime is there, else torch.
         """
-        if backend not in ("auto", "torch", "onnx"):
+        if backend not in BACKENDS:
             raise ConfigError("backend must be 'auto', 'torch' or 'onnx'")
         path = Path(path) if path else default_model_path()
         if path.is_dir():

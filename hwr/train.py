@@ -485,7 +485,7 @@ class Trainer:
         cfg, st = self.cfg, self.state
         self.out.mkdir(parents=True, exist_ok=True)
         if self.dist.main:
-            (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+            write_atomic(self.out / "config.json", json.dumps(asdict(cfg), indent=2))  # the app reads it live
             _trim_metrics(self.out / "metrics.jsonl", st.step)
         metrics = open(self.out / "metrics.jsonl", "a") if self.dist.main else None
         t_start = last_ckpt = time.time()

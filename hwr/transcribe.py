@@ -23,6 +23,7 @@ from tqdm import tqdm
 from . import inkfile
 from .decode import DecoderConfig
 from .errors import HwrError
+from .evaluate import EvalConfig
 from .fileutil import write_atomic
 from .ink import Ink, InkError
 from .recognizer import Recognizer
@@ -32,7 +33,7 @@ from .recognizer import Recognizer
 class TranscribeConfig:
     """Defaults of `transcribe` and `hwr transcribe` (the CLI reads them from here)."""
 
-    batch_size: int = 32
+    batch_size: int = EvalConfig.batch_size  # inks per recognize call, as in evaluation
     nbest: int = DecoderConfig.nbest  # candidates per line, whatever the model's decoder.json says
     layout: str = "page"              # page: cut each ink into lines; line: read it as one line
 

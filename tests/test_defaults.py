@@ -17,7 +17,8 @@ from hwr.personal import PersonalConfig, fine_tune_command
 from hwr.train import TrainConfig
 from hwr.transcribe import TranscribeConfig, transcribe
 
-# options whose default lives in the CLI alone: no function or dataclass has another copy
+# options whose default lives in the CLI alone (port, host), or in a module constant the CLI reads
+# (--backend: recognizer.DEFAULT_BACKEND, also Recognizer.load's default)
 CLI_ONLY = {("demo", "--port"), ("demo", "--host"), ("data show", "--backend"), ("evaluate", "--backend"),
             ("tune-lm", "--backend"), ("transcribe", "--backend")}
 

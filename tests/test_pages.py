@@ -156,3 +156,24 @@ def test_scribbles_and_non_finite_points(rec):
     bad = Ink([Stroke([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), Stroke([[np.nan, 5.0, 2.0], [3.0, 3.0, 3.0]])])
     with pytest.raises(InkError, match="non-finite"):
         rec.recognize(bad)
+
+
+def test_stroke_owner_on_a_page_lights_only_its_line(rec, page):
+    """The app colours strokes by `stroke_owner`; on a page each character owns strokes of its own line."""
+    from hwr.recognizer import stroke_owner
+    ink, src = page
+    r = rec.recognize(ink)
+    owner = stroke_owner(r.char_spans, len(ink))
+    line_of_char = np.cumsum([c == "\n" for c in r.text])  # line index of each character of the text
+    claimed = owner >= 0
+    assert claimed.sum() >= len(ink) * 0.8
+    assert (line_of_char[owner[claimed]] == src[claimed]).all()
+
+
+def test_the_package_exports_and_the_decoder_checks_its_input(rec):
+    import torch
+    from hwr import Ink as I, Recognizer as R
+    assert R is Recognizer and I is Ink
+    wrong = torch.zeros(5, 1, len(rec.alphabet) + 3)
+    with pytest.raises(ValueError, match="alphabet"):
+        rec.decoder()(wrong, torch.tensor([5]))
