@@ -7,11 +7,15 @@ The model reads and learns lines, so a corrected page is saved as one sample per
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
 from .errors import InputError
 from .ink import Ink
+from .store import Sample
+
+MIN_PERSONAL_SAMPLES = 10  # saved lines before the app offers a personal fine-tuning
 
 
 class _Span(Protocol):  # recognizer.Word: where a word sits in Result.text
@@ -57,3 +61,9 @@ def labelled_lines(ink: Ink, lines: Sequence[_Line], text: str) -> list[Ink]:
                          "give each written line one line of text")
     return [Ink([ink.strokes[k] for k in sorted(line.strokes)], label)
             for line, label in zip(lines, texts) if label and len(line.strokes)]
+
+
+def feedback_samples(inks: Sequence[Ink]) -> list[Sample]:
+    """Store samples of a user's corrected inks: a fresh id each (saving twice keeps both), writer
+    "me", no split (a personal fine-tuning trains on all of them), source "hwr-app"."""
+    return [Sample(ink, id=f"app-{uuid.uuid4().hex[:12]}", writer="me", split="", source="hwr-app") for ink in inks]

@@ -180,3 +180,15 @@ def test_labelled_lines_label_each_written_line_with_its_line_of_text():
     assert [i.text for i in labelled_lines(ink, lines, "ab\n")] == ["ab"]
     with pytest.raises(InputError, match="2 written lines"):
         labelled_lines(ink, lines, "ab cd")
+
+
+def test_feedback_samples_are_what_a_personal_fine_tuning_reads(tmp_path):
+    from hwr.feedback import feedback_samples
+    from hwr.ink import Ink, Stroke
+    from hwr.store import Store, append_samples
+    inks = [Ink([Stroke([[0.0, 0.0, 0.0], [5.0, 5.0, 10.0]])], "a"), Ink([Stroke([[1.0, 0.0, 0.0], [5.0, 9.0, 10.0]])], "b")]
+    samples = feedback_samples(inks)
+    assert len({s.id for s in samples}) == 2 and all(s.writer == "me" and s.split == "" for s in samples)
+    assert append_samples(tmp_path / "f.h5", samples) == 2
+    with Store(tmp_path / "f.h5") as s:
+        assert [x.text for x in s] == ["a", "b"] and s.splits() == {"": 2}

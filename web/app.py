@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import time
-import uuid
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -25,20 +24,19 @@ from hwr.checkpoint import CheckpointError
 from hwr.decode import DecoderConfig
 from hwr.exporters import ink_to_inkml
 from hwr.errors import InputError
-from hwr.feedback import apply_picks, labelled_lines
+from hwr.feedback import MIN_PERSONAL_SAMPLES, apply_picks, feedback_samples, labelled_lines
 from hwr.ink import Ink, InkError, Stroke
 from hwr.inkfile import FILE_SUFFIXES
 from hwr.paths import feedback_store, personal_root
 from hwr.personal import personal_models, run_progress, start_fine_tuning
 from hwr.recognizer import LineCache, Recognizer, Result, default_model_path, stroke_owner
-from hwr.store import Sample, Store, StoreError, append_samples
+from hwr.store import Store, StoreError, append_samples
 from hwr.svg import colored_text, ink_svg
 
 HERE = Path(__file__).parent
 BOARD_HEIGHT = 220    # line mode: one line, baseline at 68% of the height
 PAGE_ROWS = 5         # page mode: ruled rows of PAGE_ROW_HEIGHT px, each like a small line board
 PAGE_ROW_HEIGHT = 110
-MIN_PERSONAL_SAMPLES = 10
 
 
 @st.cache_resource(show_spinner="Loading the recognizer...")
@@ -219,7 +217,7 @@ def show_result(rec: Recognizer, cfg: DecoderConfig, ink: Ink, key: str, view: s
 
 def _save(store_path: Path, inks: list[Ink]) -> None:
     """Append labelled inks to the feedback store; the outcome is shown after the rerun."""
-    samples = [Sample(i, id=f"app-{uuid.uuid4().hex[:12]}", writer="me", split="", source="hwr-app") for i in inks]
+    samples = feedback_samples(inks)
     try:
         n = append_samples(store_path, samples)
         st.session_state["saved_msg"] = f"Saved. {n} samples in {store_path}"
