@@ -58,6 +58,7 @@ class AugmentConfig:
     jitter: float = 0.01       # gaussian noise on resampled points, in writing heights
     dropout: float = 0.1       # fraction of original points dropped (at most)
     step_jitter: float = 0.15  # resampling step in step * (1 +- step_jitter)
+    pointer: float = 0.0       # share of lines turned into mouse- or finger-like input (`_pointer_like`)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -124,6 +125,42 @@ def check_size(ink: Ink, config: FeatureConfig | None = None) -> None:
                        f"one line may be at most {MAX_RESAMPLED:,} (split it into lines, or it is not handwriting)")
 
 
+def _pointer_like(xy: np.ndarray, index: np.ndarray, lengths: np.ndarray, rng: np.random.Generator):
+    """The line as a mouse or a finger on a screen would have given it (xy in writing heights).
+
+    What a browser canvas sends differs from a tablet pen: the writing is 25-90 px high, points
+    arrive every 1-4 px (a mouse) or 4-10 px (a finger: few points), every coordinate is a whole
+    pixel, and a hand on a mouse wobbles slowly rather than jittering point by point. Time and
+    pressure are not features, so their absence needs no simulation.
+    """
+    px = rng.uniform(25, 90)
+    spacing = rng.uniform(4, 10) if rng.random() < 0.3 else rng.uniform(1, 4)
+    wobble = rng.uniform(0, 1.2)  # px, amplitude of the slow drift
+    out_xy, out_index, out_len = [], [], []
+    start = 0
+    for n in lengths:
+        p, idx = xy[start:start + n] * px, index[start:start + n]
+        start += n
+        if n > 1:
+            seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
+            arc = np.concatenate([[0.0], np.cumsum(seg)])
+            at = np.arange(0.0, arc[-1] + 1e-9, spacing) if arc[-1] > 0 else np.zeros(1)
+            if arc[-1] > 0 and at[-1] < arc[-1]:
+                at = np.append(at, arc[-1])  # the pen-up point is always sent
+            k = np.clip(np.searchsorted(arc, at, side="right") - 1, 0, n - 1)
+            keep = np.concatenate([[True], seg > 0])
+            p = np.stack([np.interp(at, arc[keep], p[keep, 0]), np.interp(at, arc[keep], p[keep, 1])], axis=1)
+            idx = idx[k]
+            if wobble and len(p) > 1:
+                noise = rng.normal(0, 1, (len(p) + 8, 2))
+                smooth = np.stack([np.convolve(noise[:, c], np.ones(9) / 3, mode="valid") for c in (0, 1)], 1)
+                p = p + wobble * smooth[:len(p)]
+        out_xy.append(np.round(p) / px)
+        out_index.append(idx)
+        out_len.append(len(p))
+    return np.concatenate(out_xy), np.concatenate(out_index), np.array(out_len, dtype=np.int64)
+
+
 def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: AugmentConfig | None = None,
                  rng: np.random.Generator | None = None) -> Features:
     """Features for one ink; with `augment` (and `rng`) the training-time distortions apply."""
@@ -141,6 +178,8 @@ def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: Augment
     step = cfg.step
     if augment is not None and augment.enabled:
         rng = rng or np.random.default_rng()
+        if augment.pointer and rng.random() < augment.pointer:
+            xy, index, lengths = _pointer_like(xy, index, lengths, rng)
         xy, index, lengths = _drop_points(xy, index, lengths, rng.uniform(0, augment.dropout), rng)
         xy = _random_affine(xy, augment, rng)
         step = step * rng.uniform(1 - augment.step_jitter, 1 + augment.step_jitter)

@@ -328,3 +328,22 @@ def test_logged_loss_is_the_mean_over_the_steps_in_its_window(tiny_data, tmp_pat
     train(cfg, tmp_path / "run", progress=False)
     rows = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"]
     assert len(rows) >= 3 and all(r["loss"] == 1.0 and r["grad_norm"] == 2.0 for r in rows)
+
+
+def test_pointer_like_augmentation_gives_screen_pixels():
+    """Mouse/finger augmentation: whole pixels at screen scale, a valid point mapping, few points for a finger."""
+    from hwr.features import _pointer_like
+    ink = synthetic_line("bad cab", seed=3)[0]
+    xy = ink.points()[:, :2] / 100.0  # about one writing height tall
+    lengths = ink.stroke_lengths()
+    index = np.arange(len(xy))
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        out, idx, out_len = _pointer_like(xy, index, lengths, rng)
+        assert out_len.sum() == len(out) == len(idx) and len(out_len) == len(lengths) and (out_len >= 1).all()
+        assert idx.min() >= 0 and idx.max() < len(xy)
+        px = np.random.default_rng(seed).uniform(25, 90)  # the scale the function drew first
+        assert np.allclose(out * px, np.round(out * px), atol=1e-6)
+    # off by default: training without it is unchanged
+    from hwr.features import AugmentConfig
+    assert AugmentConfig().pointer == 0.0
