@@ -24,7 +24,6 @@ Measured on IAM-OnDB pages and composed pages: `scripts/bench_pages.py` (BENCHMA
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,6 +87,12 @@ class _Band:
             dx = cx - self.cx
             self.slope = float(np.clip((dx * (cy - cy.mean())).sum() / max((dx * dx).sum(), 1e-12), -0.15, 0.15))
         self.cy = float(np.median(cy - self.slope * (cx - self.cx)))
+
+    def absorb(self, other: _Band, g: _Geometry) -> None:
+        """Take in another run's strokes (they are one line) and fit the band again."""
+        self.strokes += other.strokes
+        self.shaping += other.shaping
+        self.fit(g)
 
     def y_at(self, x: float | np.ndarray):
         return self.cy + self.slope * (np.asarray(x) - self.cx)
@@ -209,9 +214,7 @@ def _merge(g: _Geometry, runs: list[_Band], cfg: LayoutConfig) -> list[_Band]:
             best = next((line for line in lines if _continues(line, run, cfg)), None)
             join = best is not None
         if join:
-            best.strokes += run.strokes
-            best.shaping += run.shaping
-            best.fit(g)
+            best.absorb(run, g)
         else:
             lines.append(run)
     return lines
@@ -264,14 +267,12 @@ def _absorb_fragments(g: _Geometry, lines: list[_Band], cfg: LayoutConfig) -> No
                         and (narrow or abs(g.cy[before] - frag.cy) < cfg.fragment_drop * h))
             before_it = (after in line.strokes and g.x0[after] > frag.x0 - 2 * h and _gap(g, after, frag) < cfg.beside * h
                          and _vertical_share(g, line, frag) > 0.5)
-            beside = after_it or before_it
-            d = _band_distance(g, line, frag)
-            if beside and d < best_d:
-                best, best_d = line, d
+            if after_it or before_it:
+                d = _band_distance(g, line, frag)
+                if d < best_d:
+                    best, best_d = line, d
         if best is not None:
-            best.strokes += frag.strokes
-            best.shaping += frag.shaping
-            best.fit(g)
+            best.absorb(frag, g)
             lines.remove(frag)
 
 

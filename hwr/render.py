@@ -31,25 +31,41 @@ def _pyplot():
 def render_ink(ink: Ink, out: str | os.PathLike, title: str | None = None,
                colors: list[str] | None = None, width: float = 10.0) -> None:
     """Draw the strokes (y down, as written) with the label as title; `colors` per stroke."""
+    plt, fig, ax = _ink_axes(ink, width, max_height=8)
+    _draw_strokes(ax, ink, colors or ["black"] * len(ink.strokes), linewidth=1.4, markersize=3)
+    _finish_axes(fig, ax, title)
+    fig.savefig(out, dpi=DPI)
+    plt.close(fig)
+
+
+def _ink_axes(ink: Ink, width: float, max_height: float, **kw):
+    """(pyplot, figure, axes) sized to the ink's aspect: `width` inches wide, at most `max_height` tall."""
     plt = _pyplot()
     pts = ink.points()
     w = max(float(np.ptp(pts[:, 0])), 1.0)
     h = max(float(np.ptp(pts[:, 1])), 1.0)
-    fig, ax = plt.subplots(figsize=(width, max(1.2, min(width * h / w, 8)) + 0.6))
-    for k, s in enumerate(ink.strokes):
-        c = colors[k] if colors else "black"
+    fig, ax = plt.subplots(figsize=(width, max(1.2, min(width * h / w, max_height)) + 0.6), **kw)
+    return plt, fig, ax
+
+
+def _draw_strokes(ax, ink: Ink, colors: list[str], linewidth: float, markersize: float) -> None:
+    """Each stroke as a line in its colour; a one-point stroke (a dot) as a dot."""
+    for s, c in zip(ink.strokes, colors):
         if len(s) == 1:
-            ax.plot(s.points[:, 0], s.points[:, 1], ".", color=c, markersize=3)
+            ax.plot(s.points[:, 0], s.points[:, 1], ".", color=c, markersize=markersize)
         else:
-            ax.plot(s.points[:, 0], s.points[:, 1], "-", color=c, linewidth=1.4, solid_capstyle="round")
+            ax.plot(s.points[:, 0], s.points[:, 1], "-", color=c, linewidth=linewidth, solid_capstyle="round",
+                    solid_joinstyle="round")
+
+
+def _finish_axes(fig, ax, title: str | None) -> None:
+    """Equal scales, y down as written, no frame, the title at the left."""
     ax.set_aspect("equal")
     ax.invert_yaxis()
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=11, loc="left")
     fig.tight_layout()
-    fig.savefig(out, dpi=DPI)
-    plt.close(fig)
 
 
 def line_color(i: int) -> str:
@@ -64,27 +80,12 @@ def render_page(ink: Ink, lines: list[list[int]], texts: list[str | None] | None
     no `texts`: a dash) in `line_color(i)`, the text at the left of the line, level with where the
     line begins; strokes in no line are grey. Texts of lines that sit close together (or on top of
     each other) are moved apart, top to bottom, to stay readable."""
-    plt = _pyplot()
-    pts = ink.points()
-    w = max(float(np.ptp(pts[:, 0])), 1.0)
-    h = max(float(np.ptp(pts[:, 1])), 1.0)
-    fig, ax = plt.subplots(figsize=(width, max(1.2, min(width * h / w, 12)) + 0.6), dpi=DPI)
+    plt, fig, ax = _ink_axes(ink, width, max_height=12, dpi=DPI)
     owner = np.full(len(ink.strokes), -1)
     for i, strokes in enumerate(lines):
         owner[np.asarray(strokes, dtype=np.int64)] = i
-    for k, s in enumerate(ink.strokes):
-        c = line_color(owner[k]) if owner[k] >= 0 else UNPLACED
-        if len(s) == 1:
-            ax.plot(s.points[:, 0], s.points[:, 1], ".", color=c, markersize=3.5)
-        else:
-            ax.plot(s.points[:, 0], s.points[:, 1], "-", color=c, linewidth=1.6, solid_capstyle="round",
-                    solid_joinstyle="round")
-    ax.set_aspect("equal")
-    ax.invert_yaxis()
-    ax.axis("off")
-    if title:
-        ax.set_title(title, fontsize=11, loc="left")
-    fig.tight_layout()
+    _draw_strokes(ax, ink, [line_color(o) if o >= 0 else UNPLACED for o in owner], linewidth=1.6, markersize=3.5)
+    _finish_axes(fig, ax, title)
     ax.apply_aspect()  # the final data-to-pixel mapping, so that texts can be spaced in pixels
     drawn = [i for i, strokes in enumerate(lines) if len(strokes)]
     ys = [_start_height(ink, lines[i]) for i in drawn]
@@ -103,11 +104,16 @@ def render_page(ink: Ink, lines: list[list[int]], texts: list[str | None] | None
 def page_lines(ink: Ink, stroke_lines: np.ndarray | None = None) -> list[list[int]]:
     """Each line's strokes: as a page store keeps them (`stroke_lines`, -1 = in no line; line k
     is label line k, and may be empty), else as `hwr.layout.segment_lines` finds them."""
-    if stroke_lines is not None and (np.asarray(stroke_lines) >= 0).any():
+    if _known(stroke_lines):
         lines = np.asarray(stroke_lines)
         return [np.nonzero(lines == k)[0].tolist() for k in range(int(lines.max()) + 1)]
     from .layout import segment_lines
     return segment_lines(ink)
+
+
+def _known(stroke_lines: np.ndarray | None) -> bool:
+    """Whether a sample's `stroke_lines` place at least one stroke on a line."""
+    return stroke_lines is not None and bool((np.asarray(stroke_lines) >= 0).any())
 
 
 def render_sample(sample: Sample, out: str | os.PathLike, result: Result | None = None) -> int:
@@ -121,8 +127,8 @@ def render_sample(sample: Sample, out: str | os.PathLike, result: Result | None 
     if result is not None:
         lines, texts, how = [line.strokes for line in result.lines], [line.text for line in result.lines], "read"
     else:
-        stored = sample.stroke_lines is not None and (np.asarray(sample.stroke_lines) >= 0).any()
-        lines, how = page_lines(sample.ink, sample.stroke_lines), "lines as stored" if stored else "lines found"
+        how = "lines as stored" if _known(sample.stroke_lines) else "lines found"
+        lines = page_lines(sample.ink, sample.stroke_lines)
         label = sample.text.split("\n") if sample.text else []
         texts = label if len(label) == len(lines) else None
     drawn = sum(1 for strokes in lines if len(strokes))

@@ -21,7 +21,7 @@ from hwr.model import ModelConfig, Network
 from hwr.recognizer import Recognizer
 from hwr.render import plot_run
 from hwr.store import Sample, StoreWriter
-from hwr.train import Trainer, TrainState, read_metrics, resume, train
+from hwr.train import TrainState, read_metrics, resume, train
 
 
 # ---------------------------------------------------------------- features

@@ -115,12 +115,6 @@ def _sample(item: inkfile.InkItem, repair_time: str | None, source: str, folder_
     return sample
 
 
-class InputFile(NamedTuple):
-    path: Path
-    name: str  # the base of its sample ids: the same on every run
-    folders: tuple[str, ...]  # the input folder's own name, then the folders inside it down to the file's
-
-
 _IMPORT_AS = {inkfile.INKML: ("an InkML", "inkml"), inkfile.JSON: ("a JSON ink", "json"),
               inkfile.JSONL: ("a JSON Lines", "json")}
 
