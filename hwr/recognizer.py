@@ -22,11 +22,13 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from . import checkpoint
 from .align import CharSpan, char_spans, forced_frames
@@ -47,6 +49,15 @@ DEFAULT_BACKEND = "auto"    # onnxruntime on the CPU when it is installed, else 
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "default"
+
+
+class _LineOutput(NamedTuple):
+    """What the network made of one line ink, kept (in a LineCache too) until it is decoded."""
+
+    digest: str                 # Ink.digest() when a cache is in use, else ""
+    features: Features          # for character spans
+    log_probs: torch.Tensor     # (frames, classes)
+    stroke_lengths: np.ndarray  # of the line ink, to map spans back to a page
 
 
 class LineCache:
@@ -209,19 +220,16 @@ class Recognizer:
         line_inks = [batch[b] if len(pages[b]) == 1 else Ink([batch[b].strokes[s] for s in strokes])
                      for b, _, strokes in jobs]
         outputs = self._outputs(line_inks, cache)
-        texts: dict[tuple[int, int], str] = {}
         line_results: dict[tuple[int, int], tuple[LineResult, list[Word]]] = {}
         for j in range(max(len(lines) for lines in pages)):  # line j of every page, primed by line j - 1
             todo = [i for i, (b, jj, _) in enumerate(jobs) if jj == j]
-            ctx = [texts[jobs[i][0], j - 1] if j else context for i in todo]
+            ctx = [line_results[jobs[i][0], j - 1][0].text if j else context for i in todo]
             decoded = self._decode([outputs[i] for i in todo], ctx, wide, spans, cache)
             for i, (hyps, sp) in zip(todo, decoded):
                 b, _, strokes = jobs[i]
-                page_ink = batch[b]
                 if len(pages[b]) > 1 and sp:
-                    sp = spans_to_page(sp, strokes, line_inks[i].stroke_lengths(), page_ink.stroke_lengths())
+                    sp = spans_to_page(sp, strokes, outputs[i].stroke_lengths, batch[b].stroke_lengths())
                 best = hyps[0]
-                texts[b, j] = best.text
                 line_results[b, j] = (LineResult(best.text, best.score, hyps[:cfg.nbest], list(strokes), sp),
                                       word_alternatives(hyps, j))
         results = []
@@ -246,10 +254,9 @@ class Recognizer:
 
     LINE_BATCH = 64  # lines per forward pass: bounds memory on a page of hundreds of lines
 
-    def _outputs(self, inks: list[Ink], cache: LineCache | None) -> list[tuple]:
-        """(digest, features, log-probs (T', C), frames, stroke lengths) per line ink; cached lines
-        skip the network."""
-        out: list[tuple | None] = [None] * len(inks)
+    def _outputs(self, inks: list[Ink], cache: LineCache | None) -> list[_LineOutput]:
+        """The network's output for each line ink; cached lines skip the network."""
+        out: list[_LineOutput | None] = [None] * len(inks)
         digests = [ink.digest() if cache is not None else "" for ink in inks]
         todo = []
         for i, d in enumerate(digests):
@@ -263,39 +270,34 @@ class Recognizer:
             chunk = todo[k:k + self.LINE_BATCH]
             lp, lengths = self.log_probs([feats[i] for i in chunk])
             for n, i in enumerate(chunk):
-                t = int(lengths[n])
-                out[i] = (digests[i], feats[i], lp[:t, n].clone(), t, inks[i].stroke_lengths())
+                out[i] = _LineOutput(digests[i], feats[i], lp[:int(lengths[n]), n].clone(), inks[i].stroke_lengths())
                 if cache is not None:
                     cache.put(("net", self._cache_id, digests[i]), out[i])
         return out
 
-    def _decode(self, outputs: list[tuple], contexts: list[str], cfg: DecoderConfig, spans: bool,
+    def _decode(self, outputs: list[_LineOutput], contexts: list[str], cfg: DecoderConfig, spans: bool,
                 cache: LineCache | None) -> list[tuple[list[Hypothesis], list[CharSpan]]]:
         """n-best and character spans (line indices) per line, decoded in one call."""
         key = repr(sorted(asdict(cfg).items()))
         res: list = [None] * len(outputs)
         todo = []
-        for i, (digest, *_rest) in enumerate(outputs):
-            hit = cache.get(("dec", self._cache_id, digest, contexts[i], key, spans)) if cache is not None else None
+        for i, o in enumerate(outputs):
+            hit = cache.get(("dec", self._cache_id, o.digest, contexts[i], key, spans)) if cache is not None else None
             if hit is not None:
                 res[i] = copy.deepcopy(hit)  # the caller may change its result; the cache keeps its own
             else:
                 todo.append(i)
         if todo:
-            T = max(outputs[i][3] for i in todo)
-            lp = torch.full((T, len(todo), outputs[todo[0]][2].shape[-1]), -1e4)
-            for n, i in enumerate(todo):
-                lp[:outputs[i][3], n] = outputs[i][2]
-            lengths = torch.tensor([outputs[i][3] for i in todo])
+            lp = pad_sequence([outputs[i].log_probs for i in todo], padding_value=-1e4)  # T, B, C
+            lengths = torch.tensor([len(outputs[i].log_probs) for i in todo])
             hyps = self.decoder(cfg)(lp, lengths, [contexts[i] for i in todo])
             for n, i in enumerate(todo):
-                digest, f, _, t, stroke_lengths = outputs[i]
-                best = hyps[n][0]
-                sp = (char_spans(best.text, best.frames, t, f, self.stride, stroke_lengths)
+                o, best = outputs[i], hyps[n][0]
+                sp = (char_spans(best.text, best.frames, len(o.log_probs), o.features, self.stride, o.stroke_lengths)
                       if spans else [])
                 res[i] = (hyps[n], sp)
                 if cache is not None:
-                    cache.put(("dec", self._cache_id, digest, contexts[i], key, spans), copy.deepcopy(res[i]))
+                    cache.put(("dec", self._cache_id, o.digest, contexts[i], key, spans), copy.deepcopy(res[i]))
         return res
 
     @property
