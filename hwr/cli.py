@@ -212,7 +212,7 @@ def _train_config(a):
             raise UserError(f"{a.config}: a training config is a JSON object of TrainConfig fields")
         check_keys(TrainConfig, base, a.config)
     for key in ("epochs", "max_minutes", "batch_size", "seed", "device", "train_split", "val_split",
-                "init_from", "lr", "threads", "freeze_layers", "patience"):
+                "init_from", "lr", "threads", "freeze_layers", "patience", "restart_epochs"):
         v = getattr(a, key, None)
         if v is not None:
             base[key] = v
@@ -235,9 +235,9 @@ def _train_config(a):
 def cmd_train(a) -> int:
     from . import train as T
     if a.resume:
-        # --lr / --patience on resume deliberately change the run's schedule from here on
+        # --lr / --patience / --restart-epochs on resume deliberately change the run's schedule from here on
         result = T.resume(a.resume, epochs=a.epochs, max_minutes=a.max_minutes, device=a.device,
-                          threads=a.threads, lr=a.lr, patience=a.patience)
+                          threads=a.threads, lr=a.lr, patience=a.patience, restart_epochs=a.restart_epochs)
     else:
         if not a.out:
             raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")
@@ -466,6 +466,8 @@ def _train_options(tr: argparse.ArgumentParser) -> None:
                 default_text="no limit")
     train_field("batch_size", type=count(1, 4096), help="lines per batch")
     train_field("lr", type=float, help="learning rate")
+    train_field("restart_epochs", type=float,
+                help="cosine cycles of this many epochs with warm restarts (0: exponential decay)")
     train_field("seed", type=count(0), help="seed of batch order, augmentation and initial weights")
     train_field("patience", type=count(1), help="epochs without a better validation CER before stopping")
     train_field("threads", type=count(1, 512), help="CPU threads for PyTorch", default_text="PyTorch's choice")

@@ -63,6 +63,7 @@ class TrainConfig:
     warmup_steps: int = 300
     lr_decay: float = 0.96           # per epoch, after warm-up (independent of total epochs)
     min_lr_ratio: float = 0.03
+    restart_epochs: float = 0        # > 0: cosine cycles of this many epochs with warm restarts (`lr_at`)
     clip_grad: float = 5.0
     patience: int = 15               # epochs without a better validation CER before stopping
     checkpoint_minutes: float = 5.0
@@ -82,6 +83,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
             raise ConfigError("batch_size and epochs must be >= 1 and lr > 0")
+        if self.restart_epochs < 0:
+            raise ConfigError("restart_epochs must be >= 0 (0: no restarts)")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError("device must be auto, cpu or cuda")
         if self.threads is not None and self.threads < 1:
@@ -160,9 +163,23 @@ def _readable(ink: Ink, fcfg: FeatureConfig) -> bool:
 
 
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then exponential decay per epoch down to a floor."""
+    """Linear warm-up, then exponential decay per epoch down to a floor; with `restart_epochs`,
+    cosine cycles instead (SGDR, Loshchilov & Hutter 2017): each cycle starts at the exponential
+    curve's value for its first epoch and anneals to the floor at its end.
+
+    Why restarts: a run left going for many hours in the background keeps finding better
+    models after the exponential curve has flattened out (here, each hand-made warm restart gave
+    a better model), and the end of each cycle, at a low rate, is a good point to validate.
+    The rate depends only on the step, so a resumed run continues the same curve.
+    """
     warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
-    decay = max(cfg.lr_decay ** (step / max(steps_per_epoch, 1)), cfg.min_lr_ratio)
+    epochs = step / max(steps_per_epoch, 1)
+    if cfg.restart_epochs > 0:
+        cycle, into = divmod(epochs, cfg.restart_epochs)
+        peak = max(cfg.lr_decay ** (cycle * cfg.restart_epochs), cfg.min_lr_ratio)
+        decay = cfg.min_lr_ratio + (peak - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * into / cfg.restart_epochs))
+    else:
+        decay = max(cfg.lr_decay ** epochs, cfg.min_lr_ratio)
     return cfg.lr * warm * decay
 
 

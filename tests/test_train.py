@@ -14,6 +14,7 @@ from hwr import checkpoint
 from hwr.alphabet import Alphabet, UnknownCharacterError
 from hwr.data import ctc_min_frames
 from hwr.decode import DecoderConfig
+from hwr.errors import ConfigError
 from hwr.evaluate import evaluate
 from hwr.features import AugmentConfig, FeatureConfig, ink_features, writing_height
 from hwr.ink import Ink, Stroke
@@ -347,3 +348,23 @@ def test_pointer_like_augmentation_gives_screen_pixels():
     # off by default: training without it is unchanged
     from hwr.features import AugmentConfig
     assert AugmentConfig().pointer == 0.0
+
+
+def test_cosine_restarts_anneal_each_cycle_and_restart_lower():
+    """restart_epochs: within a cycle the rate falls from the cycle's peak to the floor; the next
+    cycle restarts at a peak no higher than the one before; the curve depends on the step alone."""
+    from hwr.train import TrainConfig, lr_at
+
+    cfg = TrainConfig(lr=1e-3, warmup_steps=1, lr_decay=0.9, min_lr_ratio=0.05, restart_epochs=2)
+    per_epoch = 100
+    rates = [lr_at(s, per_epoch, cfg) for s in range(6 * per_epoch)]
+    for c in range(3):
+        cycle = rates[c * 200:(c + 1) * 200]
+        assert all(a >= b for a, b in zip(cycle, cycle[1:])), "a cycle anneals monotonically"
+        assert cycle[-1] < 0.06e-3 and cycle[0] == pytest.approx(1e-3 * 0.9 ** (2 * c))
+    assert rates[200] > rates[199] * 5, "a restart jumps back up"
+    assert rates[400] < rates[200]
+    plain = TrainConfig(lr=1e-3, warmup_steps=1, lr_decay=0.9, min_lr_ratio=0.05)
+    assert lr_at(150, per_epoch, plain) == pytest.approx(1e-3 * 0.9 ** 1.5)
+    with pytest.raises(ConfigError):
+        TrainConfig(restart_epochs=-1)
