@@ -71,6 +71,17 @@ class Features:
     stroke_index: np.ndarray  # int64 (T,)
 
 
+def _segment_lengths(xy: np.ndarray) -> np.ndarray:
+    """Length of each step between consecutive points: (N, 2) -> (N - 1,).
+
+    Bit for bit `np.linalg.norm(np.diff(xy, axis=0), axis=1)` (which sums the two squares in
+    the same order), without its per-call overhead: this runs on every line at inference.
+    """
+    d = np.diff(xy, axis=0)
+    d *= d
+    return np.sqrt(d[:, 0] + d[:, 1])
+
+
 def writing_height(xy: np.ndarray, stroke_lengths: np.ndarray) -> tuple[float, float]:
     """(height, centre_y): robust scale and vertical centre of the writing.
 
@@ -78,19 +89,23 @@ def writing_height(xy: np.ndarray, stroke_lengths: np.ndarray) -> tuple[float, f
     it, so a few ascenders, descenders or capitals move it little and long pen strokes count
     more than dense slow ones. Falls back to the bounding box for tiny or flat inks.
     """
-    seg = np.linalg.norm(np.diff(xy, axis=0), axis=1)
-    seg[np.cumsum(stroke_lengths)[:-1] - 1] = 0.0  # no ink between strokes
+    half = _segment_lengths(xy) / 2
+    half[np.cumsum(stroke_lengths)[:-1] - 1] = 0.0  # no ink between strokes
     w = np.zeros(len(xy))
-    w[:-1] += seg / 2
-    w[1:] += seg / 2
+    w[:-1] = half
+    w[1:] += half
     y = xy[:, 1]
-    if w.sum() <= 0:
+    total = w.sum()
+    if total <= 0:
         w = np.ones(len(xy))
+        total = w.sum()
     order = np.argsort(y)
-    cw = np.cumsum(w[order]) / w.sum()
-    q10, q50, q90 = (y[order][min(np.searchsorted(cw, q), len(y) - 1)] for q in (0.1, 0.5, 0.9))
+    cw = np.cumsum(w[order]) / total
+    at = np.minimum(np.searchsorted(cw, (0.1, 0.5, 0.9)), len(y) - 1)
+    q10, q50, q90 = y[order[at]]
     height = q90 - q10
-    extent = float(np.ptp(xy, axis=0).max()) if len(xy) else 0.0
+    # the larger side of the bounding box (column by column: numpy reduces an (N, 2) array's axis 0 slowly)
+    extent = max(float(np.ptp(xy[:, 0])), float(np.ptp(y))) if len(xy) else 0.0
     if height <= 0.01 * extent:
         # flat writing (a dash, a line of dots) or a single point: use the box, or unit scale.
         # (A line of text is often 20-40 times wider than high: only truly flat ink lands here.)
@@ -117,7 +132,7 @@ def check_size(ink: Ink, config: FeatureConfig | None = None) -> None:
         raise InkError("ink has non-finite coordinates")
     lengths = ink.stroke_lengths()
     height, _ = writing_height(pts, lengths)
-    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    seg = _segment_lengths(pts)
     seg[np.cumsum(lengths)[:-1] - 1] = 0.0  # pen-up jumps between strokes are not resampled
     estimate = seg.sum() / height / cfg.step + len(lengths)
     if estimate > MAX_RESAMPLED:
@@ -165,15 +180,18 @@ def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: Augment
                  rng: np.random.Generator | None = None) -> Features:
     """Features for one ink; with `augment` (and `rng`) the training-time distortions apply."""
     cfg = config or FeatureConfig()
-    if not ink.strokes or ink.num_points == 0:
-        raise InkError("ink is empty: draw or load some strokes first")
     pts = ink.points()
+    if len(pts) == 0:
+        raise InkError("ink is empty: draw or load some strokes first")
     lengths = ink.stroke_lengths()
-    xy = pts[:, :2].astype(np.float64)
+    if (lengths == 0).any():
+        raise InkError(f"stroke {int(np.argmax(lengths == 0))} has no points: remove it")
+    xy = pts[:, :2].astype(np.float64)  # a copy, normalised in place below
     if not np.isfinite(xy).all():
         raise InkError("ink has non-finite coordinates")
     height, centre = writing_height(xy, lengths)
-    xy = (xy - [xy[:, 0].min(), centre]) / height
+    xy -= (xy[:, 0].min(), centre)
+    xy /= height
     index = np.arange(len(xy))
     step = cfg.step
     if augment is not None and augment.enabled:
@@ -186,43 +204,82 @@ def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: Augment
     rs_xy, rs_src, rs_stroke, first = _resample(xy, lengths, step)
     if augment is not None and augment.enabled and augment.jitter > 0:
         rs_xy = rs_xy + rng.normal(0, augment.jitter, rs_xy.shape)
-    d = np.diff(rs_xy, axis=0, prepend=rs_xy[:1])
-    cols = [d[:, 0], d[:, 1], first.astype(np.float64)]
+    values = np.zeros((len(rs_xy), cfg.size))  # T, F
+    values[1:, :2] = rs_xy[1:] - rs_xy[:-1]  # dx, dy: movement since the previous point (none at the start)
+    values[first, 2] = 1.0
     if cfg.use_y:
-        cols.append(rs_xy[:, 1])
-    values = np.clip(np.stack(cols, axis=1), -cfg.clip, cfg.clip).astype(np.float32)
-    return Features(values, index[rs_src], rs_stroke)
+        values[:, 3] = rs_xy[:, 1]
+    np.clip(values, -cfg.clip, cfg.clip, out=values)
+    return Features(values.astype(np.float32), index[rs_src], rs_stroke)
 
 
 def _resample(xy: np.ndarray, lengths: np.ndarray, step: float):
-    """Resample every stroke at `step` along its arc length (end points kept)."""
-    out_xy, out_src, out_stroke, out_first = [], [], [], []
-    start = 0
-    for k, n in enumerate(lengths):
-        p = xy[start:start + n]
-        seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
-        s = np.concatenate([[0.0], np.cumsum(seg)])
-        total = s[-1]
-        if total < 1e-9:
-            targets = np.zeros(1)
-        else:
-            targets = np.arange(0.0, total, step)
-            if total - targets[-1] > 0.3 * step:
-                targets = np.append(targets, total)
-        keep = np.concatenate([[True], seg > 0])  # np.interp needs increasing s
-        sk = s[keep]
-        rx = np.interp(targets, sk, p[keep, 0])
-        ry = np.interp(targets, sk, p[keep, 1])
-        src = np.clip(np.searchsorted(s, targets), 0, n - 1) + start
-        out_xy.append(np.stack([rx, ry], axis=1))
-        out_src.append(src)
-        out_stroke.append(np.full(len(targets), k))
-        first = np.zeros(len(targets), bool)
-        first[0] = True
-        out_first.append(first)
-        start += n
-    return (np.concatenate(out_xy), np.concatenate(out_src), np.concatenate(out_stroke),
-            np.concatenate(out_first))
+    """Resample every stroke at `step` along its arc length (end points kept).
+
+    Returns, per resampled point, (xy, source index, stroke index, first-of-stroke flag).
+    All strokes are done at once: a Python loop over strokes used to cost most of `ink_features`.
+    Every number is nonetheless the one a per-stroke `np.arange` + `np.interp` gives, so the
+    features, and the shipped model's outputs, stay the same to the bit:
+    - arc length restarts at 0 in each stroke and is summed point by point, as `np.cumsum` does
+      (one running sum over the whole line minus each stroke's start would round differently);
+    - a stroke's targets are i * step, which is what `np.arange(0, total, step)` fills in;
+    - each target is interpolated on the segment `np.interp` picks, with its formula.
+    """
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    strokes = np.arange(len(lengths))
+    point_stroke = np.repeat(strokes, lengths)  # N
+
+    seg = _segment_lengths(xy)
+    s = np.zeros(len(xy))  # arc length from the stroke's first point
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        np.add.accumulate(seg[a:b - 1], out=s[a + 1:b])
+    total = s[ends - 1]
+
+    # targets 0, step, 2 step, ... below each stroke's length, plus its end unless within 0.3 step;
+    # a dot (length < 1e-9) gets one target, its first point
+    count = np.maximum(np.ceil(total / step), 1).astype(np.int64)
+    with_end = total - (count - 1) * step > 0.3 * step
+    per_stroke = count + with_end
+    target_stroke = np.repeat(strokes, per_stroke)  # T
+    first = np.cumsum(per_stroke) - per_stroke  # each stroke's first target
+    t = (np.arange(len(target_stroke)) - first[target_stroke]) * step
+    t[(first + count)[with_end]] = total[with_end]
+
+    # the nearest original point at or after each target (np.searchsorted within its stroke)
+    query = _stroke_keys(target_stroke, t)
+    src = np.minimum(np.searchsorted(_stroke_keys(point_stroke, s), query, side="left"), (ends - 1)[target_stroke])
+
+    # np.interp on the points that moved (it needs increasing arc length), each stroke's first one kept
+    moved = np.ones(len(xy), bool)
+    moved[1:] = seg > 0
+    moved[starts] = True
+    ms = s[moved]
+    last_moved = np.cumsum(moved)[ends - 1] - 1  # each stroke's last point in ms
+    j = np.searchsorted(_stroke_keys(point_stroke[moved], ms), query, side="right") - 1  # ms[j] <= t < ms[j + 1]
+    j1 = np.minimum(j + 1, len(ms) - 1)
+    # np.interp's value at or beyond a stroke's end, or exactly on a point, is that point: make it so
+    # here by a zero step over a harmless slope
+    between = (j < last_moved[target_stroke]) & (ms[j] != t)
+    ds = np.where(between, ms[j1] - ms[j], 1.0)
+    dt = np.where(between, t - ms[j], 0.0)
+    rs_xy = np.empty((len(t), 2))  # T, 2
+    for c in (0, 1):
+        f = xy[moved, c]
+        rs_xy[:, c] = (f[j1] - f[j]) / ds * dt + f[j]  # np.interp: slope * (x - xp[j]) + fp[j]
+
+    is_first = np.zeros(len(t), bool)
+    is_first[first] = True
+    return rs_xy, src, target_stroke, is_first
+
+
+def _stroke_keys(stroke: np.ndarray, arc: np.ndarray) -> np.ndarray:
+    """(stroke, arc length) pairs as complex numbers, which numpy orders by real part, then imaginary:
+    sorted within each stroke and strokes in order, so one exact `np.searchsorted` serves all strokes."""
+    key = np.empty(len(arc), np.complex128)
+    key.real = stroke
+    key.imag = arc
+    return key
 
 
 def _random_affine(xy: np.ndarray, a: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
