@@ -212,7 +212,7 @@ def _train_config(a):
             raise UserError(f"{a.config}: a training config is a JSON object of TrainConfig fields")
         check_keys(TrainConfig, base, a.config)
     for key in ("epochs", "max_minutes", "batch_size", "seed", "device", "train_split", "val_split",
-                "init_from", "lr", "threads", "freeze_layers", "patience", "restart_epochs"):
+                "init_from", "lr", "threads", "freeze_layers", "patience", "restart_epochs", "warmup_steps"):
         v = getattr(a, key, None)
         if v is not None:
             base[key] = v
@@ -466,6 +466,7 @@ def _train_options(tr: argparse.ArgumentParser) -> None:
                 default_text="no limit")
     train_field("batch_size", type=count(1, 4096), help="lines per batch")
     train_field("lr", type=float, help="learning rate")
+    train_field("warmup_steps", type=count(0), help="steps of linear learning-rate warm-up")
     train_field("restart_epochs", type=float,
                 help="cosine cycles of this many epochs with warm restarts (0: exponential decay)")
     train_field("seed", type=count(0), help="seed of batch order, augmentation and initial weights")

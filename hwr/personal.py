@@ -25,12 +25,15 @@ class PersonalConfig:
     """The `hwr train` settings of a personal fine-tuning; each field is the TrainConfig field of that name.
 
     A small learning rate and batch: a user has tens of lines, not thousands. One thread: the
-    app keeps reading strokes while it trains.
+    app keeps reading strokes while it trains. A short warm-up: a run is a few tens of steps in
+    all, and with training's default (300 steps) the rate never rose above 1/20 of `lr`, so
+    fine-tuning changed nothing (measured with scripts/personal_study.py).
     """
 
     epochs: int = 15
     batch_size: int = 8
     lr: float = 5e-4
+    warmup_steps: int = 2
     threads: int = 1
 
 
