@@ -3,11 +3,19 @@
 The app shows these after every stroke, so they are plain strings (no matplotlib: see
 `hwr.render` for PNG files). Character i and the strokes it claims (`recognizer.stroke_owner`)
 share the colour `PALETTE[i % len(PALETTE)]`, which is how a reader matches ink to text.
+
+The drawing board (web/canvas.js) shows this HTML under the canvas and makes it clickable: an
+element with `data-value` (JSON) inside an element with `data-pick` (a key) sends the app
+`{"key": pick, "value": value}`; `choices` and `word_menu` build such groups, and the characters
+of `colored_text` carry their index as `data-value` (inside a `data-pick` element, a click on one
+highlights its strokes). Every string is
+well-formed XML (numeric entities, escaped text), so tests can parse it.
 """
 
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 
 from .ink import Ink
@@ -54,12 +62,13 @@ def ink_svg(ink: Ink, owner: Sequence[int] | None = None, highlight: int | None 
             f'viewBox="0 0 {width} {height}">{"".join(paths)}</svg>')
 
 
-def colored_text(text: str, claimed: set[int]) -> str:
+def colored_text(text: str, claimed: set[int], highlight: int | None = None) -> str:
     """`text` as HTML spans, character i in `char_color(i)` if it claims strokes (i in `claimed`).
 
     Characters are escaped (the text comes from a model and from users); a space becomes a
     no-break space so a run of them stays visible, and a newline (between the lines of a page)
-    becomes `<br/>`. Entities are numeric so the result is also well-formed XML.
+    becomes `<br/>`. Entities are numeric so the result is also well-formed XML. Each character
+    but spaces carries `data-value` (its index) for the board to click; `highlight`'s is checked.
     """
     out = []
     for i, ch in enumerate(text):
@@ -67,5 +76,33 @@ def colored_text(text: str, claimed: set[int]) -> str:
             out.append("<br/>")
             continue
         color = char_color(i) if i in claimed else PLAIN_TEXT
-        out.append(f'<span style="color:{color}">{"&#160;" if ch == " " else html.escape(ch)}</span>')
+        if ch == " ":
+            out.append(f'<span style="color:{color}">&#160;</span>')
+        else:
+            lit = ' aria-checked="true"' if i == highlight else ""
+            out.append(f'<span style="color:{color}" data-value="{i}"{lit}>{html.escape(ch)}</span>')
     return "".join(out)
+
+
+def _attr(value) -> str:
+    """A JSON value as an HTML attribute value (quotes escaped)."""
+    return html.escape(json.dumps(value), quote=True)
+
+
+def choices(pick: str, label: str, options: Sequence[tuple[str, str]], chosen: str, cls: str = "hwr-choices") -> str:
+    """A radio group named `label`: one `<label role="radio">` per (value, shown text) option,
+    the `chosen` value checked; clicking one sends `{"key": pick, "value": value}`."""
+    rows = "".join(f'<label role="radio" tabindex="0" aria-checked="{str(v == chosen).lower()}" data-value="{_attr(v)}">'
+                   f'{html.escape(shown)}</label>' for v, shown in options)
+    return (f'<div class="{cls}" role="radiogroup" aria-label="{html.escape(label, quote=True)}" '
+            f'data-pick="{html.escape(pick, quote=True)}">{rows}</div>')
+
+
+def word_menu(pick: str, word: str, options: Sequence[tuple[str, str]], chosen: str) -> str:
+    """A word as a button (`<details>`) that opens the radio group of its readings; a word with
+    one reading is plain text. The button shows the reading picked."""
+    shown = html.escape(chosen) or "&#160;"
+    if len(options) < 2:
+        return f'<span class="hwr-word" aria-disabled="true">{shown}</span>'
+    group = choices(pick, f"Readings of {word!r}", options, chosen, cls="hwr-menu")
+    return f'<details class="hwr-word"><summary>{shown}</summary>{group}</details>'

@@ -1,6 +1,8 @@
 """Logic tests of the Streamlit app with AppTest (ink injected through session state)."""
 
 import ast
+import json
+import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,11 +58,51 @@ def app(tiny_model, tmp_path, monkeypatch):
     return at
 
 
+def _view(at, i: int = 0) -> ET.Element:
+    """The result panel the board (or the upload's panel) draws: the HTML in its data, which must
+    be well-formed XML."""
+    view = json.loads(at.get("bidi_component")[i].proto.json)["view"]
+    return ET.fromstring(f"<div>{view}</div>")
+
+
+def _result(at) -> ET.Element:
+    return next(e for e in _view(at).iter() if "hwr-result" in e.get("class", "").split())
+
+
 def _result_text(at) -> str:
-    for m in at.markdown:
-        if 'class="hwr-result"' in m.value:
-            return m.value.split(">", 1)[1].rsplit("</div>", 1)[0]
-    raise AssertionError("no result on the page")
+    return "".join(_result(at).itertext()).strip()
+
+
+def _groups(at, label: str) -> list[ET.Element]:
+    """The panel's radio groups whose label starts with `label` (e.g. "Alternatives", "Readings of")."""
+    return [e for e in _view(at).iter() if e.get("role") == "radiogroup" and e.get("aria-label", "").startswith(label)]
+
+
+def _options(group: ET.Element) -> list[tuple[str, str]]:
+    """(value, shown text) of each option of a radio group."""
+    return [(json.loads(e.get("data-value")), "".join(e.itertext())) for e in group if e.get("role") == "radio"]
+
+
+def _checked(group: ET.Element) -> str:
+    return next(json.loads(e.get("data-value")) for e in group if e.get("aria-checked") == "true")
+
+
+def _choose(at, group: ET.Element, value) -> None:
+    """What a click on an option does: the panel sends {key: the group's data-pick, value}."""
+    at.session_state["choices"] = {**(at.session_state["choices"] if "choices" in at.session_state else {}),
+                                   group.get("data-pick"): value}
+    at.run()
+
+
+def _svg(at) -> ET.Element:
+    return next(e for e in _view(at).iter() if e.tag == "{http://www.w3.org/2000/svg}svg")
+
+
+def _fix(at):
+    """The correction box, opened through its toggle."""
+    if not at.toggle(key="fix_open").value:
+        at.toggle(key="fix_open").set_value(True).run()
+    return next(t for t in list(at.text_input) + list(at.text_area) if t.key and t.key.startswith("fix-"))
 
 
 @pytest.mark.slow
@@ -71,10 +113,11 @@ def test_app_empty_canvas_then_ink_transcribed(app):
     at.session_state["strokes"] = canvas_strokes("bad cab", seed=1000)
     at.run()
     assert not at.exception
-    assert _result_text(at) == "bad cab"
-    alts = [r for r in at.radio if r.key and r.key.startswith("alt-")]
-    assert alts and alts[0].options[0].startswith("'bad cab'")
-    assert any("<svg" in m.value for m in at.markdown)  # strokes coloured by character
+    assert _result_text(at) == "bad cab" and _result(at).get("data-strokes") == str(len(at.session_state["strokes"]))
+    alts = _groups(at, "Alternatives")
+    assert alts and _options(alts[0])[0][1].startswith("'bad cab'") and _checked(alts[0]) == "bad cab"
+    assert len(_svg(at).findall("{http://www.w3.org/2000/svg}path")) == len(at.session_state["strokes"])
+    assert not [t for t in at.text_input if t.key and t.key.startswith("fix-")]  # the box waits for its toggle
 
 
 @pytest.mark.slow
@@ -87,10 +130,8 @@ def test_app_undo_clear_and_save(app, tmp_path):
     assert len(at.session_state["strokes"]) == len(strokes) - 1
     at.session_state["strokes"] = strokes
     at.run()
-    fix = next(t for t in at.text_input if t.key and t.key.startswith("fix-"))
-    fix.set_value("bad cab").run()
-    save = next(b for b in at.button if b.key and b.key.startswith("save-"))
-    save.click().run()
+    _fix(at).set_value("bad cab").run()
+    at.button(key="save").click().run()
     assert not at.exception
     store = tmp_path / "data" / "feedback.h5"
     with Store(store) as s:
@@ -143,11 +184,11 @@ def test_app_reads_an_ink_once_however_often_the_page_reruns(app, monkeypatch):
     at.run()
     first = len(calls)
     assert first >= 1 and _result_text(at) == "bad cab"
-    alts = next(r for r in at.radio if r.key and r.key.startswith("alt-"))
-    alts.set_value(alts.options[-1]).run()
-    pick = next(s for s in at.selectbox if s.key and s.key.startswith("hl-"))
-    pick.set_value(pick.options[1]).run()
-    next(t for t in at.text_input if t.key and t.key.startswith("fix-")).set_value("bad cat").run()
+    alts = _groups(at, "Alternatives")[0]
+    _choose(at, alts, _options(alts)[-1][0])
+    colored = next(e for e in _view(at).iter() if e.get("class") == "hwr-colored")
+    _choose(at, colored, 1)
+    _fix(at).set_value("bad cat").run()
     assert not at.exception and len(calls) == first
     at.session_state["strokes"] = canvas_strokes("bad cab", seed=1000)[:-1]  # a new ink: read again
     at.run()
@@ -160,11 +201,13 @@ def test_app_picked_alternative_becomes_the_correction(app):
     at.radio(key="decoder_kind").set_value("beam search").run()  # n-best lists need the beam search
     at.session_state["strokes"] = canvas_strokes("bad cab", seed=1000)
     at.run()
-    alts = next(r for r in at.radio if r.key and r.key.startswith("alt-"))
-    texts = [ast.literal_eval(o.rsplit("   (score", 1)[0]) for o in alts.options]  # labels are "'text'   (score s)"
-    assert len(texts) >= 2 and texts[0] == "bad cab"
-    alts.set_value(texts[1]).run()
-    assert next(t for t in at.text_input if t.key and t.key.startswith("fix-")).value == texts[1]
+    alts = _groups(at, "Alternatives")[0]
+    texts = [ast.literal_eval(shown.rsplit("   (score", 1)[0]) for _, shown in _options(alts)]  # "'text'   (score s)"
+    assert len(texts) >= 2 and texts[0] == "bad cab" and [v for v, _ in _options(alts)] == texts
+    assert _fix(at).value == texts[0]
+    _choose(at, alts, texts[1])
+    assert _checked(_groups(at, "Alternatives")[0]) == texts[1]
+    assert _fix(at).value == texts[1]
 
 
 # ---------------------------------------------------------------- page mode
@@ -191,8 +234,7 @@ def _page_mode(app):
 
 
 def _page_lines(at) -> list[str]:
-    html_ = next(m.value for m in at.markdown if 'class="hwr-result"' in m.value)
-    return [x.split("</div>", 1)[0] for x in html_.split('<div class="hwr-line">')[1:]]
+    return ["".join(e.itertext()) for e in _result(at) if e.get("class") == "hwr-line"]
 
 
 @pytest.mark.slow
@@ -203,18 +245,19 @@ def test_app_page_mode_reads_lines_and_saves_one_sample_per_line(app, tmp_path):
     at.run()
     assert not at.exception
     assert _page_lines(at) == ["bad cab", "ace"]
-    fix = next(t for t in at.text_area if t.key and t.key.startswith("fix-"))
+    assert _result(at).get("data-lines") == "2"
+    fix = _fix(at)
     assert fix.value == "bad cab\nace"
     fix.set_value("bad cab\nacc").run()
-    next(b for b in at.button if b.key and b.key.startswith("save-")).click().run()
+    at.button(key="save").click().run()
     assert not at.exception
     with Store(tmp_path / "data" / "feedback.h5") as s:
         saved = sorted((s[i].text, len(s[i].ink)) for i in range(len(s)))
     first = len(canvas_strokes("bad cab", seed=1000))
     assert saved == [("acc", len(strokes) - first), ("bad cab", first)]
     # a correction that loses a line is refused, not saved under the wrong ink
-    next(t for t in at.text_area if t.key and t.key.startswith("fix-")).set_value("bad cab ace").run()
-    next(b for b in at.button if b.key and b.key.startswith("save-")).click().run()
+    _fix(at).set_value("bad cab ace").run()
+    at.button(key="save").click().run()
     assert any("Not saved" in i.value for i in at.info)
     with Store(tmp_path / "data" / "feedback.h5") as s:
         assert len(s) == 2
@@ -256,32 +299,37 @@ def test_app_page_word_alternatives_fill_the_correction_box(app, monkeypatch):
     at = _page_mode(app)
     at.session_state["strokes"] = page_strokes()
     at.run()
-    words = [r for r in at.radio if r.key and r.key.startswith("word-")]
-    assert [r.value for r in words] == ["bad", "cab", "ace"] and len(words[2].options) == 2
-    words[2].set_value("ACE").run()
-    assert next(t for t in at.text_area if t.key.startswith("fix-")).value == "bad cab\nACE"
+    words = _groups(at, "Readings of")
+    assert [_checked(g) for g in words] == ["bad", "cab", "ace"] and len(_options(words[2])) == 2
+    _choose(at, words[2], "ACE")
+    assert _fix(at).value == "bad cab\nACE"
+    summaries = [e for e in _view(at).iter() if e.tag == "summary"]
+    assert ["".join(e.itertext()) for e in summaries] == ["bad", "cab", "ACE"]  # a word shows its pick
     first = canvas_strokes("bad cab", seed=1000)
     at.session_state["strokes"] = first[:-1] + page_strokes()[len(first):]
     at.run()  # the first line loses a stroke and is read anew; the second line's pick stays
     assert not at.exception
-    assert next(t for t in at.text_area if t.key.startswith("fix-")).value.endswith("\nACE")
+    assert _fix(at).value.endswith("\nACE")
 
 
 @pytest.mark.slow
 def test_app_page_highlights_a_characters_strokes_on_its_line(app):
-    import xml.etree.ElementTree as ET
-    from hwr.svg import HIGHLIGHT
+    from hwr.svg import FADED, HIGHLIGHT
     at = _page_mode(app)
     strokes = page_strokes()
     at.session_state["strokes"] = strokes
     at.run()
-    pick = next(s for s in at.selectbox if s.key and s.key.startswith("hl-"))
-    a_of_ace = next(o for o in pick.options if o.startswith("8: "))  # "bad cab\nace": index 8 is the a
-    assert a_of_ace == "8: a"
-    pick.set_value(a_of_ace).run()
-    svg = next(m.value for m in at.markdown if m.value.startswith("<svg"))
-    paths = ET.fromstring(svg).findall("{http://www.w3.org/2000/svg}path")
+    colored = next(e for e in _view(at).iter() if e.get("class") == "hwr-colored")
+    chars = {int(e.get("data-value")): e.text for e in colored if e.get("data-value")}
+    assert chars[8] == "a" and " " not in chars.values()  # "bad cab\nace": index 8 is the a; spaces no targets
+    _choose(at, colored, 8)
+    paths = _svg(at).findall("{http://www.w3.org/2000/svg}path")
     lit = [k for k, p in enumerate(paths) if p.get("stroke") == HIGHLIGHT]
     first = len(canvas_strokes("bad cab", seed=1000))
     a_strokes = len(canvas_strokes("a", seed=4))
     assert len(paths) == len(strokes) and lit and set(lit) <= set(range(first, first + a_strokes + 1))
+    checked = [e.get("data-value") for e in next(e for e in _view(at).iter() if e.get("class") == "hwr-colored")
+               if e.get("aria-checked") == "true"]
+    assert checked == ["8"] and any(p.get("stroke") == FADED for p in paths)
+    _choose(at, colored, None)  # a second click: all characters again
+    assert not [p for p in _svg(at).findall("{http://www.w3.org/2000/svg}path") if p.get("stroke") == FADED]

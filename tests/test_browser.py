@@ -122,7 +122,7 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> list[float]:
                 }""", arg=count + 1, timeout=30_000, polling=5)
         except Exception:
             state = page.evaluate("() => [document.querySelector('canvas').dataset.strokes, "
-                                  "document.querySelector('.hwr-result').outerHTML]")
+                                  "document.querySelector('.hwr-result')?.outerHTML]")
             raise AssertionError(f"page did not show the transcription of stroke {count + 1}: {state}") from None
         latencies.append((time.perf_counter() - t0) * 1000)
     return latencies
@@ -147,10 +147,10 @@ def test_drawing_updates_transcription_undo_clear_save(page, server):
     after_three = result_text(page)
     assert "Write a line" not in after_three
     page.get_by_role("button", name="Undo").click()
-    page.wait_for_function("() => document.querySelector('canvas').dataset.strokes === '2'", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('canvas')?.dataset.strokes === '2'", timeout=30_000)
     page.get_by_role("button", name="Clear").click()
-    page.wait_for_function("() => document.querySelector('canvas').dataset.strokes === '0'", timeout=30_000)
-    page.wait_for_function("() => document.querySelector('.hwr-result').innerText.includes('Write a line')",
+    page.wait_for_function("() => document.querySelector('canvas')?.dataset.strokes === '0'", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('.hwr-result')?.innerText.includes('Write a line')",
                            timeout=30_000)
     # a pen stroke through the DevTools protocol, then save it with a typed correction
     box = page.locator("canvas").first.bounding_box()
@@ -164,7 +164,8 @@ def test_drawing_updates_transcription_undo_clear_save(page, server):
                                               "pointerType": "pen", "force": 0.6})
     cdp.send("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": pts[-1][0], "y": pts[-1][1],
                                           "button": "left", "clickCount": 1, "pointerType": "pen"})
-    page.wait_for_function("() => document.querySelector('canvas').dataset.strokes === '1'", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('canvas')?.dataset.strokes === '1'", timeout=30_000)
+    page.get_by_text("Correct, save or download").click()  # the correction box opens on demand
     page.wait_for_selector("text=Save to my samples", timeout=30_000)
     box_input = page.get_by_label("Correct text (what you wrote)")
     box_input.fill("mm")
@@ -186,11 +187,11 @@ def test_replayed_unipen_word_is_read_and_latency_measured(page):
     for i, w in enumerate(words[:2]):
         if i:
             page.get_by_role("button", name="Clear").click()
-            page.wait_for_function("() => document.querySelector('.hwr-result').dataset.strokes === '0'",
+            page.wait_for_function("() => document.querySelector('.hwr-result')?.dataset.strokes === '0'",
                                    timeout=30_000)
             time.sleep(0.5)  # the cleared board is mounted after the result: let it bind
         lat_all += draw(page, fixture_strokes(w))
-        page.wait_for_function("(t) => document.querySelector('.hwr-result').innerText.trim() === t",
+        page.wait_for_function("(t) => document.querySelector('.hwr-result')?.innerText.trim() === t",
                                arg=w["text"], timeout=30_000)
     report = {"median_ms": statistics.median(lat_all), "p95_ms": sorted(lat_all)[int(0.95 * (len(lat_all) - 1))],
               "strokes": len(lat_all)}
@@ -253,7 +254,7 @@ def test_page_settles_soon_after_pen_up_on_a_30_character_line(page):
         for x, y in pts[1:]:
             page.mouse.move(box["x"] + x, box["y"] + y)
         page.mouse.up()
-        page.wait_for_function("(n) => document.querySelector('.hwr-result').dataset.strokes === String(n)",
+        page.wait_for_function("(n) => document.querySelector('.hwr-result')?.dataset.strokes === String(n)",
                                arg=k + 1, timeout=30_000, polling=5)
         page.wait_for_function(f"() => performance.now() - window.__lastChange > {SETTLE_QUIET_MS}",
                                timeout=10_000, polling=20)
@@ -298,12 +299,13 @@ def test_page_mode_reads_three_written_lines_in_order(page):
     assert page.locator(".hwr-result").first.get_attribute("data-lines") == "3"
     # the correction box starts from the page's text, one line per written line (a box made for
     # an earlier text may linger while the page updates: wait for the one)
+    page.get_by_text("Correct, save or download").click()
     page.wait_for_function("""(t) => {
         const boxes = document.querySelectorAll('textarea[aria-label^="Correct text"]');
         return boxes.length === 1 && boxes[0].value === t;
     }""", arg="\n".join(PAGE_LINES), timeout=30_000)
     # a word's other readings are one click away; picking one rewrites that word in the correction
-    page.locator("[data-testid='stPopover'] button", has_text="like").click()
+    page.locator(".hwr-word summary", has_text="like").click()
     option = page.get_by_role("radiogroup", name="Readings of 'like'").locator("label").nth(1)
     other = option.inner_text().split("(score")[0].strip()
     assert other and other != "like"
@@ -312,3 +314,38 @@ def test_page_mode_reads_three_written_lines_in_order(page):
         const boxes = document.querySelectorAll('textarea[aria-label^="Correct text"]');
         return boxes.length === 1 && boxes[0].value === t;
     }""", arg="\n".join([f"church {other}"] + PAGE_LINES[1:]), timeout=30_000)
+    assert page.locator(".hwr-word summary", has_text=other).count() == 1  # the word shows its pick
+
+
+def test_result_panel_picks_an_alternative_and_highlights_a_characters_strokes(page):
+    """Line mode: the board's result panel lists the n-best readings (the first chosen); a click on
+    another makes it the correction's text; a click on a character draws its strokes highlighted
+    and the others faded, a second click undoes it."""
+    from hwr.svg import FADED, HIGHLIGHT, PLAIN_TEXT
+    words = {json.loads(x)["ink"]["text"]: json.loads(x)["ink"]
+             for x in (FIXTURES / "golden.jsonl").read_text().splitlines()}
+    draw(page, compose_line([words["church"], words["like"]]))
+    alts = page.get_by_role("radiogroup", name="Alternatives").get_by_role("radio")
+    assert alts.count() >= 2 and alts.first.get_attribute("aria-checked") == "true"
+    other = json.loads(alts.nth(1).get_attribute("data-value"))
+    page.get_by_text("Correct, save or download").click()
+    box = page.get_by_label("Correct text (what you wrote)")
+    box.wait_for(timeout=30_000)
+    assert box.input_value() == result_text(page)
+    alts.nth(1).click()
+    page.wait_for_function("""(t) => {
+        const b = document.querySelector('input[aria-label^="Correct text"]');
+        return b && b.value === t;
+    }""", arg=other, timeout=30_000)
+    assert alts.nth(1).get_attribute("aria-checked") == "true" and alts.first.get_attribute("aria-checked") == "false"
+    strokes = page.locator(".hwr-panel svg path")
+    assert strokes.count() == int(page.locator("canvas").first.get_attribute("data-strokes"))
+    claimed = page.locator(f".hwr-colored [data-value]:not([style*='{PLAIN_TEXT}'])").first  # one with strokes
+    claimed.click()
+    page.wait_for_function(f"() => document.querySelector('.hwr-panel svg path[stroke=\"{FADED}\"]') !== null",
+                           timeout=30_000)
+    lit = page.locator(f".hwr-panel svg path[stroke='{HIGHLIGHT}'][stroke-width='3.5']")
+    assert lit.count() >= 1 and page.locator(".hwr-colored [aria-checked='true']").count() == 1
+    page.locator(".hwr-colored [aria-checked='true']").click()
+    page.wait_for_function(f"() => document.querySelector('.hwr-panel svg path[stroke=\"{FADED}\"]') === null",
+                           timeout=30_000)

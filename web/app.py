@@ -5,16 +5,22 @@
 
 A thin shell over the package: strokes -> `hwr.canvas.ink_from_canvas` -> `Recognizer`.
 The recognizer is loaded once per process (`st.cache_resource`, thread-safe); each browser
-tab keeps its own strokes, results and `LineCache` in `st.session_state`. Line mode reads one
-line; page mode gives a taller ruled board whose lines are read (and cached) one by one.
+tab keeps its own strokes, results, picks and `LineCache` in `st.session_state`. Line mode reads
+one line; page mode gives a taller ruled board whose lines are read (and cached) one by one.
+
+The board component draws the result itself (HTML from `result_view`, shown by web/canvas.js), so
+a stroke reruns the board's fragment and changes that one element; the correction box, saving and
+downloads are built only while their toggle is on.
 """
 
 from __future__ import annotations
 
+import gc
 import html
 import time
 import zlib
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
@@ -31,7 +37,7 @@ from hwr.paths import feedback_store, personal_root
 from hwr.personal import personal_models, run_progress, start_fine_tuning
 from hwr.recognizer import LineCache, Recognizer, Result, default_model_path, stroke_owner
 from hwr.store import Store, StoreError, append_samples
-from hwr.svg import colored_text, ink_svg
+from hwr.svg import choices, colored_text, ink_svg, word_menu
 
 HERE = Path(__file__).parent
 BOARD_HEIGHT = 220    # line mode: one line, baseline at 68% of the height
@@ -47,16 +53,24 @@ def load_recognizer(path: str) -> tuple[Recognizer, str | None]:
     warm = Ink([Stroke([[0, 0], [10, 10], [20, 0]])])
     for kind in {"greedy", cfg.kind}:
         rec.recognize(warm, decoder=replace(cfg, kind=kind))
+    # Streamlit collects garbage after every script run (runner.postScriptGC): with torch loaded a
+    # full collection takes ~150 ms and holds the GIL, so a stroke's last messages wait for it.
+    # What lives now (modules, the model) stays alive: out of the collector's sight, it costs ~0 ms.
+    gc.freeze()
     return rec, problem
 
 
+PANEL = '<div class="hwr-panel" aria-live="polite"></div>'  # the result, drawn by canvas.js from data.view
 board = st.components.v2.component(
     "hwr_board",
-    html='<div class="hwr-board"><canvas aria-label="handwriting canvas"></canvas></div>',
+    html='<div class="hwr-board"><canvas aria-label="handwriting canvas"></canvas></div>' + PANEL,
     css=(HERE / "canvas.css").read_text(),
     js=(HERE / "canvas.js").read_text(),
     isolate_styles=False,  # no shadow root: the page (and browser tests) can see the canvas
 )
+result_panel = st.components.v2.component(  # an uploaded ink's result: the same panel, no board
+    "hwr_result", html=PANEL, css=(HERE / "canvas.css").read_text(), js=(HERE / "canvas.js").read_text(),
+    isolate_styles=False)
 
 
 # ---------------------------------------------------------------------- sidebar
@@ -148,71 +162,97 @@ def _digest(text: str) -> str:
     return f"{zlib.crc32(text.encode()):08x}"
 
 
-def word_picks(result: Result, key: str) -> list[str]:
-    """Each word of each line as a button that opens its alternatives, one row per line; returns
-    the reading picked for each of `result.words` (the recognised word until another is picked).
+CHOICES_KEPT = 256  # per browser tab: picked readings and highlighted characters, newest kept
 
-    A word's widget key names its line, its place and its alternatives, so a pick survives the
+
+def _choose(component: str) -> None:
+    """on_choose_change of a result panel: a click (an alternative, a word's reading, a character
+    to highlight) kept in the tab's `choices` under the key the panel's HTML gave it. A key names
+    the ink or word it belongs to, so a choice lapses when that is read anew."""
+    event = st.session_state[component].get("choose")
+    if isinstance(event, dict) and isinstance(event.get("key"), str):
+        choices = st.session_state.setdefault("choices", {})
+        choices.pop(event["key"], None)
+        choices[event["key"]] = event.get("value")
+        while len(choices) > CHOICES_KEPT:
+            choices.pop(next(iter(choices)))
+
+
+def _take_strokes(component: str) -> None:
+    """on_strokes_change of the board: the strokes sent at pen-up, before the fragment reruns, so
+    the board's data in this run already holds their result."""
+    sent = st.session_state[component].get("strokes")
+    if sent is not None:
+        st.session_state.strokes = sent
+
+
+def word_picks(result: Result, key: str, chosen: dict) -> tuple[list[str], str]:
+    """Each word of each line as a button that opens its alternatives, one row per line: the
+    reading picked for each of `result.words` (the recognised word until another is picked) and
+    the rows' HTML.
+
+    A word's key names its line, its place and its alternatives, so a pick survives the
     strokes written on other lines and is dropped when the word itself is read anew.
     """
-    ss = st.session_state
-    picks = {}
+    picks, rows = {}, []
     for li in range(len(result.lines)):
-        words = [(n, w) for n, w in enumerate(result.words) if w.line == li]
-        if not words:
-            continue
-        row = st.container(horizontal=True, gap="small")
-        for j, (n, w) in enumerate(words):
+        cells = []
+        for j, (n, w) in enumerate((n, w) for n, w in enumerate(result.words) if w.line == li):
             alts = [a.text for a in w.alternatives] or [w.text]
             labels = {t: t for t in alts} | {a.text: f"{a.text}   (score {a.score:.1f})" for a in w.alternatives}
             wkey = f"word-{key}-{li}-{j}-{_digest(chr(31).join(alts))}"
-            label = ss.get(wkey) if ss.get(wkey) in alts else alts[0]
-            with row.popover(label or " ", disabled=len(alts) < 2, key=f"pop-{wkey}"):
-                picks[n] = st.radio(f"Readings of {w.text!r}", alts, key=wkey, format_func=labels.__getitem__)
-    return [picks.get(n, w.text) for n, w in enumerate(result.words)]
+            picks[n] = chosen.get(wkey) if chosen.get(wkey) in alts else alts[0]
+            cells.append(word_menu(wkey, w.text, [(t, labels[t]) for t in dict.fromkeys(alts)], picks[n]))
+        if cells:
+            rows.append(f'<div class="hwr-wordrow">{"".join(cells)}</div>')
+    html_ = f'<div class="hwr-words">{"".join(rows)}</div>' if rows else ""
+    return [picks.get(n, w.text) for n, w in enumerate(result.words)], html_
 
 
-def show_result(rec: Recognizer, cfg: DecoderConfig, ink: Ink, key: str, view: str = "auto",
-                words_key: str | None = None) -> tuple[Result, str] | None:
-    """Transcribe and show text, alternatives, strokes per character; returns the result and the
-    text for the correction box, or None when the ink cannot be read.
+def result_view(rec: Recognizer, cfg: DecoderConfig, ink: Ink, key: str, view: str = "auto",
+                words_key: str | None = None) -> tuple[str, Result | None, str]:
+    """The result panel's HTML (text, alternatives, coloured text and strokes per character), the
+    result and the text for the correction box; for an ink that cannot be read, HTML that says
+    why, None and "".
 
     view "line": the ink read as one line, with whole-line alternatives (line mode, as before
-    pages). "page": cut into lines, one row per line, per-word alternatives (widget keys from
+    pages). "page": cut into lines, one row per line, per-word alternatives (keys from
     `words_key`, default `key`). "auto" (uploads): cut into lines, shown as a page if it has several.
+    Picks and the highlighted character come from the tab's `choices` (`_choose`).
     """
+    n = len(ink)
     try:
         result, ms = recognized(rec, cfg, ink, layout="line" if view == "line" else "page")
     except (InkError, ValueError) as e:
-        st.warning(f"Cannot read this ink: {e}")
-        return None
+        return (f'<div class="hwr-result hwr-problem" data-strokes="{n}">Cannot read this ink: '
+                f'{html.escape(str(e))}</div>'), None, ""
+    picked = st.session_state.setdefault("choices", {})
     page = view == "page" or (view == "auto" and len(result.lines) > 1)
-    style = "font-size:2rem;font-family:serif;min-height:2.6rem"
+    caption = f"recognised in {ms:.0f} ms with {cfg.kind} decoding, {n} strokes"
     if page:
         rows = "".join(f'<div class="hwr-line">{html.escape(line.text) or "&#160;"}</div>' for line in result.lines)
-        st.markdown(f'<div class="hwr-result" data-strokes="{len(ink)}" data-lines="{len(result.lines)}" '
-                    f'style="{style};line-height:1.35">{rows or "&#160;"}</div>', unsafe_allow_html=True)
-        st.caption(f"recognised in {ms:.0f} ms with {cfg.kind} decoding, {len(ink)} strokes, "
-                   f"{len(result.lines)} lines; click a word for other readings")
-        chosen = apply_picks(result.text, result.words, word_picks(result, words_key or key))
+        head = f'<div class="hwr-result" data-strokes="{n}" data-lines="{len(result.lines)}">{rows or "&#160;"}</div>'
+        caption += f", {len(result.lines)} lines; click a word for other readings"
+        picks, menus = word_picks(result, words_key or key, picked)
+        chosen = apply_picks(result.text, result.words, picks)
     else:
-        st.markdown(f'<div class="hwr-result" data-strokes="{len(ink)}" style="{style}">'
-                    f'{html.escape(result.text) or "&nbsp;"}</div>', unsafe_allow_html=True)
-        st.caption(f"recognised in {ms:.0f} ms with {cfg.kind} decoding, {len(ink)} strokes")
-        options = [h.text for h in result.candidates]
-        labels = {h.text: f"{h.text!r}   (score {h.score:.1f})" for h in result.candidates}
-        chosen = (st.radio("Alternatives", options, format_func=lambda t: labels[t], key=f"alt-{key}")
-                  if options else "")
-    owner = stroke_owner(result.char_spans, len(ink))
+        head = f'<div class="hwr-result" data-strokes="{n}">{html.escape(result.text) or "&#160;"}</div>'
+        options = list(dict.fromkeys(h.text for h in result.candidates))
+        scores = {h.text: h.score for h in reversed(result.candidates)}  # a text's best score
+        alt_key = f"alt-{key}"
+        chosen = picked.get(alt_key) if picked.get(alt_key) in options else (options[0] if options else "")
+        menus = choices(alt_key, "Alternatives", [(t, f"{t!r}   (score {scores[t]:.1f})") for t in options],
+                        chosen) if options else ""
+    owner = stroke_owner(result.char_spans, n)
     claimed = {int(o) for o in owner if o >= 0}
-    chars = [f"{i}: {c}" for i, c in enumerate(result.text) if c not in " \n"]
-    pick = st.selectbox("Show the strokes of character", ["all characters"] + chars, key=f"hl-{key}")
-    hl = None if pick == "all characters" else int(pick.split(":")[0])
-    st.markdown(f'<div class="hwr-colored" style="font-size:1.4rem">{colored_text(result.text, claimed)}</div>',
-                unsafe_allow_html=True)
-    st.markdown(ink_svg(ink, owner, hl, height=120 if len(result.lines) <= 1 else min(100 * len(result.lines), 500)),
-                unsafe_allow_html=True)
-    return result, chosen
+    hl_key = f"hl-{key}"
+    hl = picked.get(hl_key)
+    hl = hl if isinstance(hl, int) and 0 <= hl < len(result.text) else None
+    caption += "; click a character to see its strokes"
+    colored = (f'<div class="hwr-colored" role="group" aria-label="Show the strokes of a character" '
+               f'data-pick="{hl_key}" data-toggle="1">{colored_text(result.text, claimed, hl)}</div>')
+    svg = ink_svg(ink, owner, hl, height=120 if len(result.lines) <= 1 else min(100 * len(result.lines), 500))
+    return head + f'<div class="hwr-caption">{caption}</div>' + menus + colored + svg, result, chosen
 
 
 def _save(store_path: Path, inks: list[Ink]) -> None:
@@ -226,8 +266,10 @@ def _save(store_path: Path, inks: list[Ink]) -> None:
 
 
 def feedback(ink: Ink, result: Result, chosen: str, store_path: Path, key: str) -> None:
-    """The correction box, saving and downloads. A page of several lines is corrected one text
-    line per written line and saved as one sample per line (`feedback.labelled_lines`)."""
+    """The correction box, saving and downloads, built only while their toggle (above the board)
+    is on: closed, a stroke changes nothing here, so the page settles as soon as the board shows
+    its result. A page of several lines is corrected one text line per written line and saved as
+    one sample per line (`feedback.labelled_lines`)."""
     # the key follows `chosen`: a keyed box keeps its old text when only its value changes
     fix_key = f"fix-{key}-{_digest(chosen)}"
     several = len(result.lines) > 1
@@ -237,25 +279,27 @@ def feedback(ink: Ink, result: Result, chosen: str, store_path: Path, key: str) 
     else:
         text = st.text_input("Correct text (what you wrote)", value=chosen or "", key=fix_key)
     c1, c2, c3 = st.columns(3)
-    if c1.button("Save to my samples", key=f"save-{key}", disabled=not text.strip()):
+    if c1.button("Save to my samples", key="save", disabled=not text.strip()):
         try:
             _save(store_path, labelled_lines(ink, result.lines, text) if several else [Ink(ink.strokes, text.strip())])
         except InputError as e:
             st.session_state["saved_msg"] = f"Not saved: {e}."
         st.rerun()
     c2.download_button("Download InkML", ink_to_inkml(Ink(ink.strokes, text or None)), file_name="ink.inkml",
-                       mime="application/inkml+xml", key=f"dl-inkml-{key}")
+                       mime="application/inkml+xml", key="dl-inkml", on_click="ignore")
     c3.download_button("Download JSON", Ink(ink.strokes, text or None).to_json(), file_name="ink.json",
-                       mime="application/json", key=f"dl-json-{key}")
+                       mime="application/json", key="dl-json", on_click="ignore")
 
 
 @st.fragment
 def drawing(rec: Recognizer, cfg: DecoderConfig, store_path: Path) -> None:
+    """The board and its result; a stroke reruns this fragment alone. The board's component
+    shows the result itself, so a stroke changes one element of the page."""
     ss = st.session_state
     ss.setdefault("strokes", [])
     ss.setdefault("board_version", 0)  # a new board (new key) after Clear, Undo or a mode switch
     ss.setdefault("cleared", 0)        # word picks belong to one page: Clear starts another
-    c1, c2, c3, _ = st.columns([1, 1, 2, 4])
+    c1, c2, c3, c4 = st.columns([1, 1, 2, 4], vertical_alignment="center")
     if c1.button("Clear", key="clear"):
         ss.strokes, ss.board_version, ss.cleared = [], ss.board_version + 1, ss.cleared + 1
     if c2.button("Undo", key="undo", disabled=not ss.strokes):
@@ -266,26 +310,31 @@ def drawing(rec: Recognizer, cfg: DecoderConfig, store_path: Path) -> None:
         # a fresh board of the other size, the strokes kept; a new key, so the old board's
         # last value cannot come back and overwrite strokes written since
         ss.board_mode, ss.board_version = mode, ss.board_version + 1
+    # before the board: sent while the stroke is read, so nothing follows the board's result
+    fix_open = c4.toggle("Correct, save or download", key="fix_open")
     page = mode == "Page"
     height, rows = (PAGE_ROWS * PAGE_ROW_HEIGHT, PAGE_ROWS) if page else (BOARD_HEIGHT, 1)
-    result = board(key=f"board-{ss.board_version}", data={"strokes": ss.strokes, "height": height, "rows": rows},
-                   default={"strokes": None}, on_strokes_change=lambda: None)
-    sent = getattr(result, "strokes", None)
-    if sent is not None:
-        ss.strokes = sent
+    board_key = f"board-{ss.board_version}"
+    problem, shown = None, None
     try:
         ink = ink_from_canvas(ss.strokes)
     except InkError as e:
-        st.warning(f"{e}")
-        return
-    if ink is None:
-        hint = "Write lines of text above, one on each ruled line," if page else "Write a line of text above,"
-        st.markdown(f'<div class="hwr-result" data-strokes="0" style="color:#888">{hint} '
-                    'with a mouse, pen or finger.</div>', unsafe_allow_html=True)
-        return
+        problem, ink = str(e), None
     key = f"{ss.board_version}-{len(ss.strokes)}"
-    shown = show_result(rec, cfg, ink, key, view=mode.lower(), words_key=f"page{ss.cleared}")
-    if shown is not None:
+    if problem:
+        view = f'<div class="hwr-result hwr-problem" data-strokes="{len(ss.strokes)}">{html.escape(problem)}</div>'
+    elif ink is None:
+        hint = "Write lines of text above, one on each ruled line," if page else "Write a line of text above,"
+        view = f'<div class="hwr-result hwr-hint" data-strokes="0">{hint} with a mouse, pen or finger.</div>'
+    else:
+        view, result, chosen = result_view(rec, cfg, ink, key, view=mode.lower(), words_key=f"page{ss.cleared}")
+        shown = (result, chosen) if result is not None else None
+    board(key=board_key, data={"strokes": ss.strokes, "height": height, "rows": rows, "view": view},
+          default={"strokes": None}, on_strokes_change=partial(_take_strokes, board_key),
+          on_choose_change=partial(_choose, board_key))
+    if problem:
+        st.warning(problem)
+    if shown is not None and fix_open:
         feedback(ink, *shown, store_path, key)
     if ss.get("saved_msg"):
         st.info(ss.pop("saved_msg"))
@@ -311,7 +360,9 @@ def upload_panel(rec: Recognizer, cfg: DecoderConfig) -> None:
             if unknown:
                 st.warning("The label uses characters this model cannot write: "
                            + ", ".join(repr(c) for c in sorted(unknown)))
-        show_result(rec, cfg, ink, key=f"upload-{up.file_id}")  # several lines: shown as a page
+        key = f"upload-{up.file_id}"
+        view, _, _ = result_view(rec, cfg, ink, key)  # several lines: shown as a page
+        result_panel(key=key, data={"view": view}, on_choose_change=partial(_choose, key))
 
 
 def main() -> None:

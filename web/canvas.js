@@ -2,9 +2,48 @@
 // the browser offers them) and sends all strokes to Python when the pen lifts.
 // Points are [x, y, t, pressure]: CSS pixels from the canvas' top-left, t in ms since the epoch
 // (performance.timeOrigin + event.timeStamp), pressure as the browser reports it (mouse: 0.5).
-export default function ({ parentElement, data, setStateValue }) {
+//
+// Under the canvas, .hwr-panel shows the result: data.view, HTML the app builds (hwr.svg). Showing
+// it here, not in Streamlit widgets, makes a stroke change this one element. A click on an element
+// with data-value (JSON) inside one with data-pick sends the trigger "choose" = {key, value}
+// (an alternative, a word's reading, a character to highlight; data-toggle: a second click unsets).
+// The upload panel uses the same code with no board. This function runs again whenever data
+// changes (every stroke, every pick) and the old cleanup is not run: listeners are bound once per
+// element (dataset.bound); a later call only swaps the panel's HTML when it changed, and keeps the
+// strokes drawn meanwhile (data.strokes is read once, when the board is mounted).
+function onChoose(ev) {
+  const panel = ev.currentTarget;
+  const option = ev.target.closest("[data-value]");
+  const group = option && option.closest("[data-pick]");
+  if (!group || !panel.contains(group)) return;
+  const on = option.getAttribute("aria-checked") === "true";
+  if (on && group.dataset.toggle !== "1") return; // chosen already
+  group.querySelectorAll('[aria-checked="true"]').forEach((e) => e.setAttribute("aria-checked", "false"));
+  if (!on) option.setAttribute("aria-checked", "true"); // at once, before the app answers
+  panel.hwrSend("choose", { key: group.dataset.pick, value: on ? null : JSON.parse(option.dataset.value) });
+}
+
+export default function ({ parentElement, data, setStateValue, setTriggerValue }) {
+  const panel = parentElement.querySelector(".hwr-panel");
+  if (panel) {
+    panel.hwrSend = setTriggerValue;
+    const view = (data && data.view) || "";
+    if (panel.hwrView !== view) {
+      panel.hwrView = view;
+      panel.innerHTML = view;
+    }
+    if (panel.dataset.bound !== "1") {
+      panel.dataset.bound = "1";
+      panel.addEventListener("click", onChoose);
+      panel.addEventListener("keydown", (ev) => { // a focused option: Enter or Space picks it
+        if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); onChoose(ev); }
+      });
+    }
+  }
   const root = parentElement.querySelector(".hwr-board");
-  if (!root || root.dataset.bound === "1") return; // invoked again on reruns: bind once
+  if (!root) return;
+  root.hwrSetState = setStateValue; // the newest call's
+  if (root.dataset.bound === "1") return; // invoked again on reruns: bind once
   root.dataset.bound = "1";
   const canvas = root.querySelector("canvas");
   const ctx = canvas.getContext("2d");
@@ -95,7 +134,7 @@ export default function ({ parentElement, data, setStateValue }) {
     strokes.push(current);
     current = null;
     canvas.dataset.strokes = String(strokes.length);
-    setStateValue("strokes", strokes);
+    root.hwrSetState("strokes", strokes);
   }
   canvas.addEventListener("pointerup", finish);
   canvas.addEventListener("pointercancel", finish);
