@@ -79,8 +79,9 @@ def colored_text(text: str, claimed: set[int], highlight: int | None = None) -> 
         if ch == " ":
             out.append(f'<span style="color:{color}">&#160;</span>')
         else:
-            lit = ' aria-checked="true"' if i == highlight else ""
-            out.append(f'<span style="color:{color}" data-value="{i}"{lit}>{html.escape(ch)}</span>')
+            lit = "true" if i == highlight else "false"  # a radio a keyboard can reach: Tab, then Enter
+            out.append(f'<span style="color:{color}" role="radio" tabindex="0" aria-checked="{lit}" '
+                       f'data-value="{i}">{html.escape(ch)}</span>')
     return "".join(out)
 
 

@@ -349,3 +349,12 @@ def test_result_panel_picks_an_alternative_and_highlights_a_characters_strokes(p
     page.locator(".hwr-colored [aria-checked='true']").click()
     page.wait_for_function(f"() => document.querySelector('.hwr-panel svg path[stroke=\"{FADED}\"]') === null",
                            timeout=30_000)
+    # the keyboard does the same: Enter on a focused reading picks it and the focus stays on it
+    best = json.loads(alts.first.get_attribute("data-value"))
+    alts.first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("""(t) => {
+        const b = document.querySelector('input[aria-label^="Correct text"]');
+        const first = document.querySelector('[aria-label="Alternatives"] [role="radio"]');
+        return b && b.value === t && first.getAttribute('aria-checked') === 'true' && document.activeElement === first;
+    }""", arg=best, timeout=30_000)

@@ -53,11 +53,20 @@ def load_recognizer(path: str) -> tuple[Recognizer, str | None]:
     warm = Ink([Stroke([[0, 0], [10, 10], [20, 0]])])
     for kind in {"greedy", cfg.kind}:
         rec.recognize(warm, decoder=replace(cfg, kind=kind))
-    # Streamlit collects garbage after every script run (runner.postScriptGC): with torch loaded a
-    # full collection takes ~150 ms and holds the GIL, so a stroke's last messages wait for it.
-    # What lives now (modules, the model) stays alive: out of the collector's sight, it costs ~0 ms.
-    gc.freeze()
+    _freeze_once()
     return rec, problem
+
+
+@st.cache_resource(show_spinner=False)  # a resource: once per process (module globals rerun with the script)
+def _freeze_once() -> bool:
+    """Streamlit collects garbage after every script run (runner.postScriptGC): with torch loaded a
+    full collection takes ~150 ms and holds the GIL, so a stroke's last messages wait for it.
+    What lives after the first model is loaded (modules, torch) stays alive: moved out of the
+    collector's sight, it costs ~0 ms. Collected first, so no garbage is pinned; once per process
+    (models loaded later, e.g. personal ones, stay collectable)."""
+    gc.collect()
+    gc.freeze()
+    return True
 
 
 PANEL = '<div class="hwr-panel" aria-live="polite"></div>'  # the result, drawn by canvas.js from data.view
@@ -249,8 +258,8 @@ def result_view(rec: Recognizer, cfg: DecoderConfig, ink: Ink, key: str, view: s
     hl = picked.get(hl_key)
     hl = hl if isinstance(hl, int) and 0 <= hl < len(result.text) else None
     caption += "; click a character to see its strokes"
-    colored = (f'<div class="hwr-colored" role="group" aria-label="Show the strokes of a character" '
-               f'data-pick="{hl_key}" data-toggle="1">{colored_text(result.text, claimed, hl)}</div>')
+    colored = (f'<div class="hwr-colored" role="radiogroup" aria-label="Show the strokes of a character" '
+               f'data-pick="{html.escape(hl_key, quote=True)}" data-toggle="1">{colored_text(result.text, claimed, hl)}</div>')
     svg = ink_svg(ink, owner, hl, height=120 if len(result.lines) <= 1 else min(100 * len(result.lines), 500))
     return head + f'<div class="hwr-caption">{caption}</div>' + menus + colored + svg, result, chosen
 
@@ -327,17 +336,27 @@ def drawing(rec: Recognizer, cfg: DecoderConfig, store_path: Path) -> None:
         hint = "Write lines of text above, one on each ruled line," if page else "Write a line of text above,"
         view = f'<div class="hwr-result hwr-hint" data-strokes="0">{hint} with a mouse, pen or finger.</div>'
     else:
-        view, result, chosen = result_view(rec, cfg, ink, key, view=mode.lower(), words_key=f"page{ss.cleared}")
+        try:
+            view, result, chosen = result_view(rec, cfg, ink, key, view=mode.lower(), words_key=f"page{ss.cleared}")
+        except Exception:  # a bug: the board (and the strokes on it) stays, the traceback shows below it
+            show_board(board_key, height, rows, f'<div class="hwr-result hwr-problem" data-strokes="{len(ss.strokes)}">'
+                                                'This ink could not be read: the error is shown below.</div>')
+            raise
         shown = (result, chosen) if result is not None else None
-    board(key=board_key, data={"strokes": ss.strokes, "height": height, "rows": rows, "view": view},
-          default={"strokes": None}, on_strokes_change=partial(_take_strokes, board_key),
-          on_choose_change=partial(_choose, board_key))
+    show_board(board_key, height, rows, view)
     if problem:
         st.warning(problem)
     if shown is not None and fix_open:
         feedback(ink, *shown, store_path, key)
     if ss.get("saved_msg"):
         st.info(ss.pop("saved_msg"))
+
+
+def show_board(board_key: str, height: int, rows: int, view: str) -> None:
+    """The drawing board with this tab's strokes and `view` (the result panel's HTML) under it."""
+    board(key=board_key, data={"strokes": st.session_state.strokes, "height": height, "rows": rows, "view": view},
+          default={"strokes": None}, on_strokes_change=partial(_take_strokes, board_key),
+          on_choose_change=partial(_choose, board_key))
 
 
 def upload_panel(rec: Recognizer, cfg: DecoderConfig) -> None:

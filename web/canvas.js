@@ -29,13 +29,24 @@ export default function ({ parentElement, data, setStateValue, setTriggerValue }
     panel.hwrSend = setTriggerValue;
     const view = (data && data.view) || "";
     if (panel.hwrView !== view) {
+      // the option that had the keyboard focus gets it back in the new HTML (same group, same value)
+      const focused = document.activeElement;
+      const was = focused && panel.contains(focused) && focused.closest("[data-pick]") && focused.dataset.value
+        ? [focused.closest("[data-pick]").dataset.pick, focused.dataset.value] : null;
       panel.hwrView = view;
       panel.innerHTML = view;
+      if (was) {
+        const again = [...panel.querySelectorAll("[data-pick]")].find((g) => g.dataset.pick === was[0]);
+        const option = again && [...again.querySelectorAll("[data-value]")].find((o) => o.dataset.value === was[1]);
+        if (option) option.focus();
+      }
     }
     if (panel.dataset.bound !== "1") {
       panel.dataset.bound = "1";
       panel.addEventListener("click", onChoose);
       panel.addEventListener("keydown", (ev) => { // a focused option: Enter or Space picks it
+        const option = ev.target.closest && ev.target.closest("[data-value]");
+        if (!option || !option.closest("[data-pick]")) return; // e.g. a word's <summary>: the browser opens it
         if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); onChoose(ev); }
       });
     }
