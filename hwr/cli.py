@@ -326,17 +326,18 @@ def cmd_transcribe(a) -> int:
 
 
 def cmd_lm_build(a) -> int:
-    from .lm import build_from_files, ArpaLM, perplexity
+    from .lm import build_from_files, ArpaLM, perplexity, store_labels
     alphabet = []
     if a.alphabet_from:
         from .checkpoint import load_state
         alphabet = load_state(a.alphabet_from)["alphabet"]
-    exclude = []
-    if a.exclude_store:
-        from .store import Store
-        with Store(a.exclude_store) as s:
-            exclude = s.meta["text"]
-    r = build_from_files(a.text, a.order, a.out, alphabet=alphabet, prune=a.prune, exclude=exclude)
+    exclude = store_labels(a.exclude_store, a.exclude_split or ()) if a.exclude_store else []
+    labels = store_labels(a.labels, a.labels_split or ()) if a.labels else []
+    if not a.text and not labels:
+        raise UserError("no text to learn from: pass --text FILES and/or --labels STORE")
+    r = build_from_files(a.text or [], a.order, a.out, alphabet=alphabet, prune=a.prune, exclude=exclude,
+                         labels=labels)
+    r["label_lines"] = len(labels)
     if a.eval_store:
         from .store import Store
         with Store(a.eval_store) as s:
@@ -521,12 +522,17 @@ def _transcribe_options(tc: argparse.ArgumentParser) -> None:
 
 def _lm_build_options(lb: argparse.ArgumentParser) -> None:
     from .lm import LMConfig
-    lb.add_argument("--text", nargs="+", required=True, help="text files or NLTK corpus zips (brown.zip, ...)")
+    lb.add_argument("--text", nargs="+", help="text files or NLTK corpus zips (brown.zip, ...)")
+    lb.add_argument("--labels", metavar="STORE", help="also learn from the labels of this store (in-domain text)")
+    lb.add_argument("--labels-split", action="append", metavar="SPLIT",
+                    help="with --labels: only this split's labels; repeat for several (default: all)")
     add_field(lb, LMConfig, "order", type=count(2, 6), help="characters per n-gram")
     add_field(lb, LMConfig, "prune", type=count(1), help="drop n-grams of order >= 3 seen fewer times")
     lb.add_argument("--out", required=True, type=out_file)
     lb.add_argument("--alphabet-from", help="checkpoint whose alphabet the LM is restricted to")
     lb.add_argument("--exclude-store", help="leave out lines equal to any label in this store")
+    lb.add_argument("--exclude-split", action="append", metavar="SPLIT",
+                    help="with --exclude-store: only this split's labels (the sets measured on); repeat for several")
     lb.add_argument("--eval-store", help="report perplexity on this store's labels")
     add_field(lb, LMConfig, "eval_split", help="the --eval-store split to report perplexity on")
 

@@ -286,6 +286,16 @@ def _char(w: str) -> str:
     return {BOS: _BOS, EOS: _EOS, UNK: UNK_KEY, SPACE_WORD: " "}.get(w, w)
 
 
+def store_labels(path: str | os.PathLike, splits: Iterable[str] = ()) -> list[str]:
+    """The labels of a store's samples in `splits` (all samples when none), each line of a page
+    label on its own: text in the handwriting's own domain for `build_from_files(labels=...)`."""
+    from .store import Store
+    with Store(path) as s:
+        texts = s.meta["text"]
+        rows = sorted({i for split in splits for i in s.indices(split).tolist()}) if splits else range(len(texts))
+        return [line for i in rows for line in texts[i].split("\n") if line.strip()]
+
+
 def perplexity(lm: ArpaLM, lines: Iterable[str]) -> float:
     """Per-character perplexity (space and end-of-line count as characters)."""
     tot, n = 0.0, 0
@@ -298,8 +308,11 @@ def perplexity(lm: ArpaLM, lines: Iterable[str]) -> float:
 
 def build_from_files(texts: list[str], order: int, out: str | os.PathLike, alphabet: Iterable[str] = (),
                      prune: int = LMConfig.prune, exclude: Iterable[str] = (), max_lines: int | None = None,
-                     progress: bool = True) -> dict:
-    """Read corpora, keep characters of `alphabet` (when given), write ARPA; returns a summary."""
+                     progress: bool = True, labels: Iterable[str] = ()) -> dict:
+    """Read corpora, keep characters of `alphabet` (when given), write ARPA; returns a summary.
+
+    `labels`: more text, line by line (a store's transcriptions: `store_labels`), read after the
+    corpora. `exclude`: lines never to learn from (the labels of the sets a model is measured on)."""
     alpha = set(alphabet)
     excluded = {" ".join(t.split()) for t in exclude}
     dropped: collections.Counter = collections.Counter()
@@ -307,7 +320,9 @@ def build_from_files(texts: list[str], order: int, out: str | os.PathLike, alpha
     for t in texts:
         if not Path(t).exists():
             raise FileNotFoundError(f"{t}: no such text file or corpus")
-        for line in to_lines(read_corpus(t)):
+    sources = [read_corpus(t) for t in texts] + [iter(" ".join(x.split()) for x in labels if x.strip())]
+    for source in sources:
+        for line in to_lines(source):
             if alpha:
                 bad = [c for c in line if c not in alpha and c != " "]
                 if bad:

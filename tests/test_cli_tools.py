@@ -42,6 +42,23 @@ def test_evaluate_json_report_and_per_writer(tiny_model, tiny_data, tmp_path):
     assert set(s["cer_per_writer"]) == {"w0", "w1", "w2"}
 
 
+def test_lm_learns_from_a_stores_training_labels_never_from_its_held_out_ones(tiny_data, tmp_path):
+    """`hwr lm build --labels STORE --labels-split S`: in-domain text from a store's transcriptions;
+    `--exclude-split` keeps the lines of the sets measured on out, whatever else is read."""
+    from hwr.lm import store_labels
+    train, val = store_labels(tiny_data, ["train"]), store_labels(tiny_data, ["val"])
+    assert len(train) == 200 and len(val) == 40
+    lm = tmp_path / "lm.arpa"
+    out = json.loads(hwr("lm", "build", "--labels", tiny_data, "--labels-split", "train", "--labels-split", "val",
+                         "--exclude-store", tiny_data, "--exclude-split", "val", "--order", "3",
+                         "--out", lm).stdout.splitlines()[-1])
+    assert out["label_lines"] == 240 and lm.exists()
+    assert max(map(len, train + val)) < 25  # short labels: each one line of the LM's text
+    assert out["lines"] == sum(t not in set(val) for t in train)  # every validation line left out
+    r = hwr("lm", "build", "--order", "3", "--out", tmp_path / "none.arpa", check=False)
+    assert r.returncode == 2 and "no text to learn from" in r.stderr
+
+
 @pytest.mark.slow
 def test_tune_lm_refuses_the_test_split_and_writes_decoder_json(tiny_model, tiny_data, tmp_path):
     lm = tmp_path / "lm.arpa"
