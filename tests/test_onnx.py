@@ -31,7 +31,7 @@ def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx") / "model"
     r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "export", str(DEFAULT_MODEL / "model.pt"),
                         "--out", str(out), "--decoder-config", str(DEFAULT_MODEL / "decoder.json"),
-                        "--lm", str(DEFAULT_MODEL / "bsi6.arpa.gz"), "--onnx"], capture_output=True, text=True)
+                        "--lm", str(DEFAULT_MODEL / "bsil6.arpa.gz"), "--onnx"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (out / "model.onnx").stat().st_size > 1e6
     return out
