@@ -34,6 +34,7 @@ class PersonalConfig:
     batch_size: int = 8
     lr: float = 5e-4
     warmup_steps: int = 2
+    freeze_layers: int = 0   # keep the convolution and this many LSTM layers as they are (0: train all)
     threads: int = 1
 
 

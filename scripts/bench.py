@@ -127,11 +127,11 @@ def bench_latency(a, results, rec: Recognizer, store: Store) -> None:
         rec.recognize(ink, decoder=g)
         rec.recognize(ink, decoder=beam)
 
-    def run(cfg):
+    def run(cfg, layout="line"):
         ts = []
         for ink in inks:
             t0 = time.perf_counter()
-            rec.recognize(ink, decoder=cfg, spans=False)
+            rec.recognize(ink, decoder=cfg, spans=False, layout=layout)
             ts.append(time.perf_counter() - t0)
         return statistics.median(ts) * 1000
 
@@ -145,12 +145,14 @@ def bench_latency(a, results, rec: Recognizer, store: Store) -> None:
     r["features_ms"] = median_of(feats_only, 5)
     r["greedy_ms"] = median_of(lambda: run(g), 5)
     r["beam_lm_ms"] = median_of(lambda: run(beam), 5)
+    # what `recognize(ink)` does by default: the ink is first cut into lines (hwr.layout), one here
+    r["greedy_page_layout_ms"] = median_of(lambda: run(g, "page"), 5)
     r["beam_config"] = {k: beam.as_dict()[k] for k in ("beam_size", "lm", "lm_weight")}
     r["ratio_beam_over_greedy"] = r["beam_lm_ms"] / r["greedy_ms"]
     torch.set_num_threads(2)
     print(f"per line (1 thread, median testset_v line, {r['frames_median_line']} frames): features "
           f"{r['features_ms']:.1f} ms, features+model+greedy {r['greedy_ms']:.1f} ms, + beam {beam.beam_size} "
-          f"+ LM {r['beam_lm_ms']:.1f} ms")
+          f"+ LM {r['beam_lm_ms']:.1f} ms; greedy with the page layout (line cutting) {r['greedy_page_layout_ms']:.1f} ms")
 
 
 def bench_batch(a, results, rec: Recognizer, store: Store) -> None:
@@ -164,7 +166,7 @@ def bench_batch(a, results, rec: Recognizer, store: Store) -> None:
     def run(cfg):
         t0 = time.perf_counter()
         for s in range(0, len(inks), 32):
-            rec.recognize(inks[s:s + 32], decoder=cfg, spans=False)
+            rec.recognize(inks[s:s + 32], decoder=cfg, spans=False, layout="line")
         return len(inks) / (time.perf_counter() - t0)
 
     beam = rec.decoder_config if rec.decoder_config.kind == "beam" else DecoderConfig(kind="beam")

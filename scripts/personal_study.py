@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +54,12 @@ def main(argv=None) -> int:
     ap.add_argument("--train-lines", type=int, default=6)
     ap.add_argument("--test-lines", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=PersonalConfig.epochs)
+    ap.add_argument("--lr", type=float, default=PersonalConfig.lr)
+    ap.add_argument("--freeze-layers", type=int, default=PersonalConfig.freeze_layers)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
+    config = replace(PersonalConfig(), epochs=a.epochs, lr=a.lr, freeze_layers=a.freeze_layers)
     base_model = (a.model or default_model_path()).resolve()
     rows = [r for r in load_split([str(a.iam)], a.split) if r[2]]
     forms = collections.defaultdict(list)
@@ -73,12 +78,12 @@ def main(argv=None) -> int:
         store = a.work / f"{form}.h5"
         with StoreWriter(store) as w:  # what the app saves: the person's lines, no split
             w.add(Sample(r[1], id=r[0], writer="me", source="personal-study") for r in train)
-        run = a.work / f"run-{form}"
+        run = a.work / f"run-{form}-e{config.epochs}-lr{config.lr:g}-f{config.freeze_layers}"
         if not (run / "best.pt").exists():
             run.mkdir(exist_ok=True)
             inherit_decoder(base_model, run)
             t0 = time.perf_counter()
-            subprocess.run(fine_tune_command(store, base_model, run), check=True, capture_output=True, cwd=ROOT)
+            subprocess.run(fine_tune_command(store, base_model, run, config), check=True, capture_output=True, cwd=ROOT)
             (run / "seconds").write_text(f"{time.perf_counter() - t0:.1f}")
         tuned = Recognizer.load(run / "best.pt")
         e0, n = cer_of(base, test)
@@ -92,7 +97,7 @@ def main(argv=None) -> int:
     gain = [b - c for b, c in zip(before, after)]
     summary = {
         "split": a.split, "writers": len(results), "train_lines": a.train_lines, "test_lines": a.test_lines,
-        "personal_config": PersonalConfig().__dict__, "base_model": str(base_model),
+        "personal_config": asdict(config), "base_model": str(base_model),
         "cer_before_mean": statistics.mean(before), "cer_after_mean": statistics.mean(after),
         "pooled_before": sum(r["cer_before"] * r["characters"] for r in results) / sum(r["characters"] for r in results),
         "pooled_after": sum(r["cer_after"] * r["characters"] for r in results) / sum(r["characters"] for r in results),
