@@ -58,3 +58,17 @@ def ink_from_upload(name: str, data: bytes) -> Ink:
     if isinstance(ink, InkError):
         raise ink
     return ink.validate(repair_time="clamp")
+
+
+def merge_strokes(known: list, sent: list) -> tuple[list, bool]:
+    """(the tab's strokes, whether the board holds them all) after the board sent `sent` at a pen-up.
+
+    The board sends all the strokes it holds. It is given the tab's strokes only when it is
+    mounted (the app stops sending them once a pen-up shows the board has them: a line's strokes
+    are ~60 kB to resend after every stroke), so normally `sent` is `known` plus the new stroke.
+    A board mounted without them sends only the strokes written since: those are appended, and
+    False tells the app to mount a board with all of them.
+    """
+    if sent[:len(known)] == known:
+        return sent, True
+    return known + sent, False

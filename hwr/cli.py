@@ -385,6 +385,19 @@ def cmd_model_export(a) -> int:
     return 0
 
 
+def streamlit_command(app: str | os.PathLike, host: str, port: int) -> list[str]:
+    """How the app is served (by `hwr demo`, and by the browser tests, so they measure the same).
+
+    No file watcher: it polls the app's files on a thread that takes the GIL from every rerun (a
+    quarter of the server's samples while a line was written; nothing edits a served app). No
+    full garbage collection after each run (`runner.postScriptGC`): with torch loaded it cost
+    ~13 ms of every stroke even after `gc.freeze()`; Python's own generational collection still runs.
+    """
+    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+            "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none", "--runner.postScriptGC", "false"]
+
+
 def cmd_demo(a) -> int:
     from importlib.resources import files
     app = Path(str(files("hwr.web") / "app.py"))  # web/ in the repository, hwr/web/ when installed
@@ -394,8 +407,7 @@ def cmd_demo(a) -> int:
     if a.model:
         env["HWR_MODEL"] = str(Path(a.model).resolve())
     print(f"hwr demo: open http://{a.host if a.host != '0.0.0.0' else 'localhost'}:{a.port} in a browser", flush=True)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(a.port),
-           "--server.address", a.host, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    cmd = streamlit_command(app, a.host, a.port)
     sys.stdout.flush()
     # become the server (no child left behind): SIGTERM / Ctrl-C to `hwr demo` stop Streamlit itself
     os.execve(sys.executable, cmd, env)

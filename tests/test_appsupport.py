@@ -192,3 +192,14 @@ def test_feedback_samples_are_what_a_personal_fine_tuning_reads(tmp_path):
     assert append_samples(tmp_path / "f.h5", samples) == 2
     with Store(tmp_path / "f.h5") as s:
         assert [x.text for x in s] == ["a", "b"] and s.splits() == {"": 2}
+
+
+def test_merge_strokes_keeps_every_stroke_whatever_the_board_held():
+    """The board is given the strokes only when mounted; what it sends back at a pen-up is kept
+    exactly, and a board that lost them (mounted without) loses nothing in the tab."""
+    from hwr.canvas import merge_strokes
+    a, b, c = ({"points": [[i, i, float(i), 0.5]], "pointer_type": "mouse"} for i in range(3))
+    assert merge_strokes([], [a]) == ([a], True)
+    assert merge_strokes([a, b], [a, b, c]) == ([a, b, c], True)  # the usual pen-up
+    assert merge_strokes([a, b], [c]) == ([a, b, c], False)  # mounted empty: append, remount with all
+    assert merge_strokes([a, b], [b, c]) == ([a, b, b, c], False)  # not a prefix: nothing dropped

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from hwr.cli import streamlit_command
 from hwr.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,9 +55,7 @@ def server(tmp_path_factory):
     port = _free_port()
     env = dict(os.environ, HWR_DATA_DIR=str(data))
     log = open(data / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "web" / "app.py"),
-                             "--server.address", "127.0.0.1", "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+    proc = subprocess.Popen(streamlit_command(ROOT / "web" / "app.py", "127.0.0.1", port),  # as `hwr demo` serves it
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):

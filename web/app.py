@@ -25,7 +25,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from hwr.canvas import MAX_UPLOAD_BYTES, ink_from_canvas, ink_from_upload
+from hwr.canvas import merge_strokes, MAX_UPLOAD_BYTES, ink_from_canvas, ink_from_upload
 from hwr.checkpoint import CheckpointError
 from hwr.decode import DecoderConfig
 from hwr.exporters import ink_to_inkml
@@ -189,10 +189,22 @@ def _choose(component: str) -> None:
 
 def _take_strokes(component: str) -> None:
     """on_strokes_change of the board: the strokes sent at pen-up, before the fragment reruns, so
-    the board's data in this run already holds their result."""
-    sent = st.session_state[component].get("strokes")
-    if sent is not None:
-        st.session_state.strokes = sent
+    the board's data in this run already holds their result.
+
+    The board keeps its strokes itself; its `data` carries them (`show_board`) only until a pen-up
+    shows that the board holds all of them (`merge_strokes`, which also recovers a board mounted
+    without them). A late message from a board that has been replaced (Clear, Undo, a mode switch)
+    is ignored.
+    """
+    ss = st.session_state
+    sent = ss[component].get("strokes")
+    if sent is None or component != f"board-{ss.board_version}":
+        return
+    ss.strokes, holds_all = merge_strokes(ss.get("strokes", []), sent)
+    if holds_all:
+        ss.board_synced = component
+    else:
+        ss.board_version += 1
 
 
 def word_picks(result: Result, key: str, chosen: dict) -> tuple[list[str], str]:
@@ -353,9 +365,12 @@ def drawing(rec: Recognizer, cfg: DecoderConfig, store_path: Path) -> None:
 
 
 def show_board(board_key: str, height: int, rows: int, view: str) -> None:
-    """The drawing board with this tab's strokes and `view` (the result panel's HTML) under it."""
-    board(key=board_key, data={"strokes": st.session_state.strokes, "height": height, "rows": rows, "view": view},
-          default={"strokes": None}, on_strokes_change=partial(_take_strokes, board_key),
+    """The drawing board and `view` (the result panel's HTML) under it; the tab's strokes go along
+    until the board has shown it holds them (`_take_strokes`)."""
+    data = {"height": height, "rows": rows, "view": view}
+    if st.session_state.get("board_synced") != board_key:
+        data["strokes"] = st.session_state.strokes
+    board(key=board_key, data=data, default={"strokes": None}, on_strokes_change=partial(_take_strokes, board_key),
           on_choose_change=partial(_choose, board_key))
 
 
