@@ -314,16 +314,24 @@ def forward_options(rec: Recognizer, work: Path) -> dict:
                                   rec.feature_config, rec.decoder_config, rec.info)
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
-        quantize_dynamic(str(onnx_path), str(work / "model.int8.onnx"), weight_type=QuantType.QInt8)
-        out["onnx_int8"] = Recognizer(OnnxNetwork(work / "model.int8.onnx", rec.model.config, threads=1),
-                                      rec.alphabet, rec.feature_config, rec.decoder_config, rec.info)
     except ImportError:
         print("  onnx_int8 skipped: onnxruntime.quantization needs the onnx package")
+        return out
+    # int8 weights, activations quantized on the fly: everything, or only the LSTMs (the head and the
+    # convolution stay float), one scale per tensor or per output channel
+    for name, kw in {"onnx_int8": {}, "onnx_int8_perchannel": {"per_channel": True},
+                     "onnx_int8_lstm": {"op_types_to_quantize": ["LSTM"]},
+                     "onnx_int8_lstm_perchannel": {"op_types_to_quantize": ["LSTM"], "per_channel": True}}.items():
+        path = work / f"{name}.onnx"
+        quantize_dynamic(str(onnx_path), str(path), weight_type=QuantType.QInt8, **kw)
+        out[name] = Recognizer(OnnxNetwork(path, rec.model.config, threads=1), rec.alphabet, rec.feature_config,
+                               rec.decoder_config, rec.info)
     return out
 
 
 def bench_forward(a, results, rec: Recognizer, store: Store) -> None:
     r = part("forward", results)
+    rec = Recognizer.load(a.model, backend="torch")  # the reference, and what the other options are made from
     inks = median_line(store, "testset_v")
     idx = store.indices("testset_v")
     samples = [store[int(i)] for i in idx]
