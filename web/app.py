@@ -390,7 +390,7 @@ def upload_panel(rec: Recognizer, cfg: DecoderConfig) -> None:
             return
         if ink.text:
             unknown = rec.alphabet.unknown(ink.text)
-            st.write(f"Label in the file: {ink.text!r}")
+            st.text(f"Label in the file: {ink.text!r}")  # plain text: a label is the file's, not Markdown to render
             if unknown:
                 st.warning("The label uses characters this model cannot write: "
                            + ", ".join(repr(c) for c in sorted(unknown)))
