@@ -72,3 +72,21 @@ def merge_strokes(known: list, sent: list) -> tuple[list, bool]:
     if sent[:len(known)] == known:
         return sent, True
     return known + sent, False
+
+
+CHOICES_KEPT = 256  # per browser tab: picked readings and highlighted characters, newest kept
+
+
+def remember_choice(choices: dict, event) -> None:
+    """Keep a result panel's `choose` event ({"key": str, "value": ...}: an alternative, a word's
+    reading, a character to highlight) in `choices`, newest last, at most CHOICES_KEPT of them.
+
+    A key names the ink or word it belongs to, so a choice lapses when that is read anew; anything
+    that is not such an event (a stale or forged message) is ignored.
+    """
+    if not (isinstance(event, dict) and isinstance(event.get("key"), str)):
+        return
+    choices.pop(event["key"], None)
+    choices[event["key"]] = event.get("value")
+    while len(choices) > CHOICES_KEPT:
+        choices.pop(next(iter(choices)))

@@ -203,3 +203,20 @@ def test_merge_strokes_keeps_every_stroke_whatever_the_board_held():
     assert merge_strokes([a, b], [a, b, c]) == ([a, b, c], True)  # the usual pen-up
     assert merge_strokes([a, b], [c]) == ([a, b, c], False)  # mounted empty: append, remount with all
     assert merge_strokes([a, b], [b, c]) == ([a, b, b, c], False)  # not a prefix: nothing dropped
+
+
+def test_remember_choice_keeps_the_newest_and_ignores_what_is_not_a_choice():
+    from hwr.canvas import CHOICES_KEPT, remember_choice
+    choices: dict = {}
+    for bad in (None, "x", {"value": 1}, {"key": 3, "value": 1}):
+        remember_choice(choices, bad)
+    assert choices == {}
+    remember_choice(choices, {"key": "alt-1", "value": "cab"})
+    remember_choice(choices, {"key": "hl-1", "value": 2})
+    remember_choice(choices, {"key": "alt-1", "value": "bad"})  # chosen again: its value, now the newest
+    assert list(choices.items()) == [("hl-1", 2), ("alt-1", "bad")]
+    remember_choice(choices, {"key": "hl-1", "value": None})  # a highlight switched off
+    assert choices["hl-1"] is None
+    for k in range(CHOICES_KEPT + 10):
+        remember_choice(choices, {"key": f"w{k}", "value": k})
+    assert len(choices) == CHOICES_KEPT and "alt-1" not in choices and choices[f"w{CHOICES_KEPT + 9}"] == CHOICES_KEPT + 9

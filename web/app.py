@@ -25,7 +25,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from hwr.canvas import merge_strokes, MAX_UPLOAD_BYTES, ink_from_canvas, ink_from_upload
+from hwr.canvas import merge_strokes, remember_choice, MAX_UPLOAD_BYTES, ink_from_canvas, ink_from_upload
 from hwr.checkpoint import CheckpointError
 from hwr.decode import DecoderConfig
 from hwr.exporters import ink_to_inkml
@@ -171,20 +171,9 @@ def _digest(text: str) -> str:
     return f"{zlib.crc32(text.encode()):08x}"
 
 
-CHOICES_KEPT = 256  # per browser tab: picked readings and highlighted characters, newest kept
-
-
 def _choose(component: str) -> None:
-    """on_choose_change of a result panel: a click (an alternative, a word's reading, a character
-    to highlight) kept in the tab's `choices` under the key the panel's HTML gave it. A key names
-    the ink or word it belongs to, so a choice lapses when that is read anew."""
-    event = st.session_state[component].get("choose")
-    if isinstance(event, dict) and isinstance(event.get("key"), str):
-        choices = st.session_state.setdefault("choices", {})
-        choices.pop(event["key"], None)
-        choices[event["key"]] = event.get("value")
-        while len(choices) > CHOICES_KEPT:
-            choices.pop(next(iter(choices)))
+    """on_choose_change of a result panel: the click kept in the tab's `choices` (`remember_choice`)."""
+    remember_choice(st.session_state.setdefault("choices", {}), st.session_state[component].get("choose"))
 
 
 def _take_strokes(component: str) -> None:
