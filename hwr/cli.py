@@ -388,10 +388,9 @@ def cmd_model_export(a) -> int:
 def streamlit_command(app: str | os.PathLike, host: str, port: int) -> list[str]:
     """How the app is served (by `hwr demo`, and by the browser tests, so they measure the same).
 
-    No file watcher: it polls the app's files on a thread that takes the GIL from every rerun (a
-    quarter of the server's samples while a line was written; nothing edits a served app). No
-    full garbage collection after each run (`runner.postScriptGC`): with torch loaded it cost
-    ~13 ms of every stroke even after `gc.freeze()`; Python's own generational collection still runs.
+    No full garbage collection after each run (`runner.postScriptGC`): with torch loaded it cost
+    ~13 ms of every stroke even after `gc.freeze()` (py-spy of the server while a line was written);
+    Python's own generational collection still runs. No file watcher: nothing edits a served app.
     """
     return [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
             "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
