@@ -8,7 +8,7 @@ different for every form), so a *form* stands in for a writer: one person wrote 
 `--train-lines` + `--test-lines` lines (drawn with a fixed seed), the first lines are saved as
 the app saves a person's corrected lines (`hwr.feedback.samples`-style store, no split), the
 shipped model is fine-tuned on them with the command the app runs (`hwr.personal.fine_tune_command`,
-`PersonalConfig`, the base model's decoder inherited), and the form's last lines are read before
+`PersonalConfig`, the base model's decoder inherited), and the form's other lines are read before
 and after with the model's own decoder (beam + LM). Reported: CER per form before and after,
 their mean and spread.
 
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="testset_f")
     ap.add_argument("--writers", type=int, default=20)
     ap.add_argument("--train-lines", type=int, default=6)
-    ap.add_argument("--test-lines", type=int, default=4)
+    ap.add_argument("--test-lines", type=int, default=4, help="at least this many lines to read (all after the training ones)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=PersonalConfig.epochs)
     ap.add_argument("--lr", type=float, default=PersonalConfig.lr)
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     results = []
     for k, form in enumerate(chosen):
         lines = sorted(forms[form], key=lambda r: r[0])
-        train, test = lines[:a.train_lines], lines[-a.test_lines:]
+        train, test = lines[:a.train_lines], lines[a.train_lines:]  # every other line of the writer is read
         store = a.work / f"{form}.h5"
         with StoreWriter(store) as w:  # what the app saves: the person's lines, no split
             w.add(Sample(r[1], id=r[0], writer="me", source="personal-study") for r in train)
