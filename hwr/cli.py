@@ -397,6 +397,20 @@ def streamlit_command(app: str | os.PathLike, host: str, port: int) -> list[str]
             "--server.fileWatcherType", "none", "--runner.postScriptGC", "false"]
 
 
+def wait_until_serving(url: str, tries: int = 120) -> bool:
+    """True once the app at `url` answers Streamlit's health check (~0.3 s after it starts), False
+    after `tries` failed attempts half a second apart (for the browser tests and bench_mouse)."""
+    import time
+    import urllib.request
+    for _ in range(tries):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read().strip() == b"ok":
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
 def cmd_demo(a) -> int:
     from importlib.resources import files
     app = Path(str(files("hwr.web") / "app.py"))  # web/ in the repository, hwr/web/ when installed

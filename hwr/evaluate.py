@@ -48,8 +48,10 @@ class TuneConfig:
     batch_size: int = EvalConfig.batch_size
 
 
-def confusions(ref: str, hyp: str) -> list[tuple[str, str]]:
-    """(reference char, hypothesis char) pairs of one optimal alignment; '' marks ins/del."""
+def edit_ops(ref: str, hyp: str) -> list[tuple[str, int, str]]:
+    """The edits of one optimal alignment, from the end of the texts back: ("sub", i, h) replaces
+    ref[i] by h, ("del", i, "") drops ref[i], ("ins", i, h) puts h before ref[i] (i = len(ref) at
+    the end). With the positions, an error can be traced to its place in the ink (space_study)."""
     n, m = len(ref), len(hyp)
     d = [[0] * (m + 1) for _ in range(n + 1)]
     for i in range(n + 1):
@@ -63,15 +65,20 @@ def confusions(ref: str, hyp: str) -> list[tuple[str, str]]:
     while i or j:
         if i and j and d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
             if ref[i - 1] != hyp[j - 1]:
-                out.append((ref[i - 1], hyp[j - 1]))
+                out.append(("sub", i - 1, hyp[j - 1]))
             i, j = i - 1, j - 1
         elif i and d[i][j] == d[i - 1][j] + 1:
-            out.append((ref[i - 1], ""))
+            out.append(("del", i - 1, ""))
             i -= 1
         else:
-            out.append(("", hyp[j - 1]))
+            out.append(("ins", i, hyp[j - 1]))
             j -= 1
     return out
+
+
+def confusions(ref: str, hyp: str) -> list[tuple[str, str]]:
+    """(reference char, hypothesis char) pairs of one optimal alignment (`edit_ops`); '' marks ins/del."""
+    return [("" if op == "ins" else ref[i], h) for op, i, h in edit_ops(ref, hyp)]
 
 
 def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None = None,

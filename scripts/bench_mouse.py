@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hwr.cli import streamlit_command  # noqa: E402
+from hwr.cli import streamlit_command, wait_until_serving  # noqa: E402
 from hwr.data import load_split  # noqa: E402
 from hwr.metrics import cer, wer  # noqa: E402
 from hwr.recognizer import Recognizer  # noqa: E402
@@ -81,12 +80,8 @@ def main(argv=None) -> int:
                               env=dict(os.environ, HWR_DATA_DIR=str(data)), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read().strip() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
+        if not wait_until_serving(url):
+            sys.exit("the app did not start: " + (data / "server.log").read_text()[-2000:])
         mouse, seconds = [], []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True, args=[

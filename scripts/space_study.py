@@ -29,35 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from hwr.data import load_split  # noqa: E402
 from hwr.decode import DecoderConfig  # noqa: E402
+from hwr.evaluate import edit_ops  # noqa: E402
 from hwr.features import writing_height  # noqa: E402
 from hwr.recognizer import Recognizer  # noqa: E402
 
 BINS = [-np.inf, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5, np.inf]
-
-
-def edit_ops(ref: str, hyp: str) -> list[tuple[str, int, str]]:
-    """One optimal alignment as (op, reference index, hypothesis char) with op in
-    'sub' / 'del' / 'ins'; an insertion's index is the reference character it comes before."""
-    n, m = len(ref), len(hyp)
-    d = np.zeros((n + 1, m + 1), dtype=np.int32)
-    d[:, 0] = np.arange(n + 1)
-    d[0, :] = np.arange(m + 1)
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            d[i, j] = min(d[i - 1, j] + 1, d[i, j - 1] + 1, d[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]))
-    ops, i, j = [], n, m
-    while i or j:
-        if i and j and d[i, j] == d[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]):
-            if ref[i - 1] != hyp[j - 1]:
-                ops.append(("sub", i - 1, hyp[j - 1]))
-            i, j = i - 1, j - 1
-        elif i and d[i, j] == d[i - 1, j] + 1:
-            ops.append(("del", i - 1, ""))
-            i -= 1
-        else:
-            ops.append(("ins", i, hyp[j - 1]))
-            j -= 1
-    return ops[::-1]
 
 
 def x_extent(ink, strokes) -> tuple[float, float] | None:

@@ -14,12 +14,11 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from hwr.cli import streamlit_command
+from hwr.cli import streamlit_command, wait_until_serving
 from hwr.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,13 +57,7 @@ def server(tmp_path_factory):
     proc = subprocess.Popen(streamlit_command(ROOT / "web" / "app.py", "127.0.0.1", port),  # as `hwr demo` serves it
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read().strip() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
+    if not wait_until_serving(url):
         proc.kill()
         pytest.fail("streamlit did not start: " + (data / "server.log").read_text()[-2000:])
     yield url, data

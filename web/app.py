@@ -59,27 +59,27 @@ def load_recognizer(path: str) -> tuple[Recognizer, str | None]:
 
 @st.cache_resource(show_spinner=False)  # a resource: once per process (module globals rerun with the script)
 def _freeze_once() -> bool:
-    """Streamlit collects garbage after every script run (runner.postScriptGC): with torch loaded a
-    full collection takes ~150 ms and holds the GIL, so a stroke's last messages wait for it.
-    What lives after the first model is loaded (modules, torch) stays alive: moved out of the
-    collector's sight, it costs ~0 ms. Collected first, so no garbage is pinned; once per process
-    (models loaded later, e.g. personal ones, stay collectable)."""
+    """With torch loaded a full garbage collection takes ~150 ms and holds the GIL, so a stroke's
+    last messages wait for it: Streamlit runs one after every script run unless told not to
+    (`hwr demo` does: `cli.streamlit_command`), and Python's own collector runs full ones now and
+    then. What lives after the first model is loaded (modules, torch) stays alive: moved out of
+    the collector's sight, it costs ~0 ms. Collected first, so no garbage is pinned; once per
+    process (models loaded later, e.g. personal ones, stay collectable)."""
     gc.collect()
     gc.freeze()
     return True
 
 
 PANEL = '<div class="hwr-panel" aria-live="polite"></div>'  # the result, drawn by canvas.js from data.view
+CSS, JS = (HERE / "canvas.css").read_text(), (HERE / "canvas.js").read_text()
 board = st.components.v2.component(
     "hwr_board",
     html='<div class="hwr-board"><canvas aria-label="handwriting canvas"></canvas></div>' + PANEL,
-    css=(HERE / "canvas.css").read_text(),
-    js=(HERE / "canvas.js").read_text(),
+    css=CSS, js=JS,
     isolate_styles=False,  # no shadow root: the page (and browser tests) can see the canvas
 )
 result_panel = st.components.v2.component(  # an uploaded ink's result: the same panel, no board
-    "hwr_result", html=PANEL, css=(HERE / "canvas.css").read_text(), js=(HERE / "canvas.js").read_text(),
-    isolate_styles=False)
+    "hwr_result", html=PANEL, css=CSS, js=JS, isolate_styles=False)
 
 
 # ---------------------------------------------------------------------- sidebar
