@@ -212,7 +212,7 @@ def _train_config(a):
             raise UserError(f"{a.config}: a training config is a JSON object of TrainConfig fields")
         check_keys(TrainConfig, base, a.config)
     for key in ("epochs", "max_minutes", "batch_size", "seed", "device", "train_split", "val_split",
-                "init_from", "lr", "threads", "freeze_layers", "patience", "restart_epochs", "warmup_steps"):
+                "init_from", "lr", "threads", "freeze_layers", "patience", "restart_epochs", "warmup_steps", "keep_epochs"):
         v = getattr(a, key, None)
         if v is not None:
             base[key] = v
@@ -235,9 +235,10 @@ def _train_config(a):
 def cmd_train(a) -> int:
     from . import train as T
     if a.resume:
-        # --lr / --patience / --restart-epochs on resume deliberately change the run's schedule from here on
+        # --lr / --patience / --restart-epochs / --keep-epochs on resume deliberately change the run's schedule from here on
         result = T.resume(a.resume, epochs=a.epochs, max_minutes=a.max_minutes, device=a.device,
-                          threads=a.threads, lr=a.lr, patience=a.patience, restart_epochs=a.restart_epochs)
+                          threads=a.threads, lr=a.lr, patience=a.patience, restart_epochs=a.restart_epochs,
+                          keep_epochs=a.keep_epochs)
     else:
         if not a.out:
             raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")
@@ -345,6 +346,14 @@ def cmd_lm_build(a) -> int:
         r["perplexity"] = perplexity(ArpaLM.read_arpa(a.out), lines)
         r["perplexity_on"] = f"{a.eval_store}:{a.eval_split}"
     print(json.dumps(r, ensure_ascii=False))
+    return 0
+
+
+def cmd_model_average(a) -> int:
+    """One checkpoint whose weights are the mean of several of one run's (e.g. its last epochs)."""
+    from .checkpoint import average_checkpoints
+    average_checkpoints(a.checkpoints, a.out)
+    print(f"wrote {a.out}: the mean of {len(a.checkpoints)} checkpoints")
     return 0
 
 
@@ -495,6 +504,8 @@ def _train_options(tr: argparse.ArgumentParser) -> None:
     train_field("warmup_steps", type=count(0), help="steps of linear learning-rate warm-up")
     train_field("restart_epochs", type=float,
                 help="cosine cycles of this many epochs with warm restarts (0: exponential decay)")
+    train_field("keep_epochs", type=count(0),
+                help="keep the weights of the last this-many epochs as epoch-N.pt, for `hwr model average`")
     train_field("seed", type=count(0), help="seed of batch order, augmentation and initial weights")
     train_field("patience", type=count(1), help="epochs without a better validation CER before stopping")
     train_field("threads", type=count(1, 512), help="CPU threads for PyTorch", default_text="PyTorch's choice")
@@ -629,6 +640,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write model.onnx: the network only (features and CTC decoding stay outside), "
                          "dynamic batch and time axes; Recognizer.load(DIR, backend='onnx') runs it")
     mx.set_defaults(func=cmd_model_export)
+    ma = mo.add_parser("average", help="average the weights of several checkpoints of one run (its last epochs)")
+    ma.add_argument("checkpoints", nargs="+")
+    ma.add_argument("--out", required=True)
+    ma.set_defaults(func=cmd_model_average)
 
     de = sub.add_parser("demo", help="start the drawing app in the browser")
     de.add_argument("--port", type=count(1, 65535), default=8501)

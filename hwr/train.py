@@ -67,6 +67,7 @@ class TrainConfig:
     clip_grad: float = 5.0
     patience: int = 15               # epochs without a better validation CER before stopping
     checkpoint_minutes: float = 5.0
+    keep_epochs: int = 0             # > 0: keep the weights of the last this-many epochs (`hwr model average`)
     log_every: int = 50              # steps
     seed: int = 1
     device: str = "auto"
@@ -83,6 +84,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
             raise ConfigError("batch_size and epochs must be >= 1 and lr > 0")
+        if self.keep_epochs < 0:
+            raise ConfigError("keep_epochs must be >= 0 (0: keep none)")
         if self.restart_epochs < 0:
             raise ConfigError("restart_epochs must be >= 0 (0: no restarts)")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -427,6 +430,15 @@ class Trainer:
         if self.dist.main:
             checkpoint.save(self.out / name, self.model, self.alphabet, self.fcfg, **self.checkpoint_state(), **extra)
 
+    def keep_epoch(self, epoch: int, val_cer: float) -> None:
+        """`epoch-N.pt`: this epoch's weights without the training state; the one `keep_epochs`
+        back is removed. Averaging the last epochs of a cycle (`hwr model average`) needs them."""
+        if self.dist.main:
+            checkpoint.save(self.out / f"epoch-{epoch}.pt", self.model, self.alphabet, self.fcfg,
+                            train_config=asdict(self.cfg), data_summary=self.data_summary,
+                            metrics={"val_cer": val_cer, "epoch": epoch})
+            (self.out / f"epoch-{epoch - self.cfg.keep_epochs}.pt").unlink(missing_ok=True)
+
     def batches_for(self, epoch: int) -> list[np.ndarray]:
         lengths = np.array([it.length for it in self.train_items], dtype=np.float64)
         rng = np.random.default_rng([self.cfg.seed, epoch, 7])
@@ -555,6 +567,8 @@ class Trainer:
                 self.save("best.pt", metrics={"val_cer": val_cer, "epoch": st.epoch})
             self.save("last.pt")
             last_ckpt = time.time()
+            if cfg.keep_epochs:
+                self.keep_epoch(st.epoch, val_cer)
             if st.bad_epochs >= cfg.patience:
                 stop_reason = "early_stopping"
                 self.log(f"early stopping: no better validation CER for {cfg.patience} epochs")

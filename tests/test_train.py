@@ -368,3 +368,29 @@ def test_cosine_restarts_anneal_each_cycle_and_restart_lower():
     assert lr_at(150, per_epoch, plain) == pytest.approx(1e-3 * 0.9 ** 1.5)
     with pytest.raises(ConfigError):
         TrainConfig(restart_epochs=-1)
+
+
+def test_kept_epochs_average_to_the_mean_of_their_weights(tiny_data, tmp_path):
+    """keep_epochs leaves the last N epochs' weights; `hwr model average` writes their element-wise
+    mean, which loads as a model, and refuses checkpoints of another architecture."""
+    over = dict(model={"hidden": 8, "layers": 1, "conv_channels": 4, "dropout": 0.0}, keep_epochs=2)
+    train(tiny_train_config(tiny_data, 3, **over), tmp_path / "run", progress=False)
+    kept = sorted(p.name for p in (tmp_path / "run").glob("epoch-*.pt"))
+    assert kept == ["epoch-2.pt", "epoch-3.pt"]
+    e2, e3 = (checkpoint.load_state(tmp_path / "run" / k) for k in kept)
+    assert "optimizer" not in e3 and e3["metrics"]["epoch"] == 3
+    out = tmp_path / "avg.pt"
+    r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "average", *(str(tmp_path / "run" / k) for k in kept),
+                        "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    avg = checkpoint.load_state(out)
+    for k, t in avg["model"].items():
+        assert torch.allclose(t, (e2["model"][k] + e3["model"][k]) / 2, atol=1e-7), k
+    assert not torch.equal(e2["model"]["head.weight"], e3["model"]["head.weight"])  # the mean is not a copy
+    Recognizer.load(out).recognize(synthetic_line("ab")[0])
+    other = Network(ModelConfig(num_classes=e3["model_config"]["num_classes"], hidden=4, layers=1))
+    checkpoint.save(tmp_path / "other.pt", other, Alphabet(e3["alphabet"]), FeatureConfig())
+    r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "average", str(tmp_path / "run" / kept[0]),
+                        str(tmp_path / "other.pt"), "--out", str(tmp_path / "bad.pt")], capture_output=True, text=True)
+    assert r.returncode != 0 and "model config differs" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "bad.pt").exists()
