@@ -11,6 +11,13 @@ inside a word, the gap is measured the same way between the two characters it sp
 The tables show how the errors are spread over gap sizes against how all spaces are; the
 character confusions (reference -> output) come first. Decoding uses the model's shipped
 settings unless `--decoder greedy`.
+
+    python scripts/space_study.py --iam WORK/iam-ondb.h5 --split testset_v --prior-grid
+
+tests what the gaps would add at decoding time: before the beam search, the space's log-probability
+at each pen jump that moves right of all earlier ink is raised or lowered by
+`b0 + a_abs * log(gap / 0.5) + a_rel * log(gap / median gap of the line)` (the second term is the gap
+against the writer's own gaps in that line), over a small grid of (a_abs, a_rel, b0).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from hwr.data import load_split  # noqa: E402
 from hwr.decode import DecoderConfig  # noqa: E402
 from hwr.evaluate import edit_ops  # noqa: E402
 from hwr.features import writing_height  # noqa: E402
+from hwr.metrics import word_edits  # noqa: E402
 from hwr.recognizer import Recognizer  # noqa: E402
 
 BINS = [-np.inf, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5, np.inf]
@@ -76,6 +84,67 @@ def inner_gap(ink, spans, i: int, height: float) -> float | str | None:
     return (eb[0] - ea[1]) / height
 
 
+PRIOR_GRID = [(0, 0, 0), (0, 0, 0.5), (0, 0, -0.5), (0.5, 0, 0), (1, 0, 0), (0, 0.5, 0), (0, 1, 0), (0, 2, 0),
+              (0.5, 1, 0), (0, 1, -0.5)]
+
+
+def jump_gaps(values: np.ndarray) -> list[tuple[int, float]]:
+    """(resampled point, gap) at each stroke start that lies right of all earlier ink: the new
+    stroke's left edge minus the right edge of everything before it, in writing heights (the
+    features' unit). A late i-dot or t-cross lands inside earlier ink and is not a gap."""
+    x = np.cumsum(values[:, 0])
+    starts = np.nonzero(values[:, 2] == 1)[0]
+    ends = np.append(starts[1:], len(x))
+    right = np.maximum.accumulate(x)
+    out = []
+    for p, e in zip(starts[1:], ends[1:]):
+        gap = float(x[p:e].min() - right[p - 1])
+        if gap > 0:
+            out.append((int(p), gap))
+    return out
+
+
+def with_gap_prior(lp: torch.Tensor, gaps: list[tuple[int, float]], space: int, stride: int,
+                   a_abs: float, a_rel: float, b0: float) -> torch.Tensor:
+    """`lp` (T, C) with the space's log-probability moved at the frames of each gap (the frame of
+    the jump and the one before: the network fires a character as its ink begins)."""
+    lp = lp.clone()
+    if gaps:
+        med = float(np.median([g for _, g in gaps]))
+        for p, g in gaps:
+            t = p // stride
+            lp[max(0, t - 1):t + 1, space] += b0 + a_abs * np.log(g / 0.5) + a_rel * np.log(g / med)
+    return lp
+
+
+def prior_grid(rec: Recognizer, cfg: DecoderConfig, rows) -> list[dict]:
+    """CER, WER and space errors of the beam search with each gap prior of PRIOR_GRID."""
+    decoder, space = rec.decoder(cfg), rec.alphabet.index[" "]
+    lines = []
+    for _id, ink, ref, _w, _s in rows:
+        f = rec.features(ink)
+        lp, n = rec.log_probs([f])
+        lines.append((ref, lp[:int(n[0]), 0], jump_gaps(f.values)))
+    out = []
+    for a_abs, a_rel, b0 in PRIOR_GRID:
+        r = collections.Counter(a_abs=a_abs, a_rel=a_rel, b0=b0)
+        for ref, lp, gaps in lines:
+            x = with_gap_prior(lp, gaps, space, rec.stride, a_abs, a_rel, b0)
+            hyps = decoder(x[:, None], torch.tensor([x.shape[0]]))[0]
+            hyp = hyps[0].text if hyps else ""
+            ops = edit_ops(ref, hyp)
+            r["edits"] += len(ops)
+            r["word_edits"] += word_edits(ref, hyp)
+            r["chars"] += len(ref)
+            r["words"] += len(ref.split())
+            r["dropped"] += sum(op == "del" and ref[i] == " " for op, i, _ in ops)
+            r["inserted"] += sum(op == "ins" and h == " " for op, _, h in ops)
+        out.append({**r, "cer": r["edits"] / r["chars"], "wer": r["word_edits"] / r["words"]})
+        print(f"| {a_abs} | {a_rel} | {b0} | {out[-1]['cer']:.2%} | {out[-1]['wer']:.2%} | {r['dropped']} | "
+              f"{r['inserted']} |", flush=True)
+    return out
+
+
 def histogram(values: list[float]) -> list[int]:
     edges = np.clip(BINS, -1e9, 1e9)  # open-ended first and last bins
     return np.histogram(np.asarray(values, dtype=float), bins=edges)[0].tolist()
@@ -96,11 +165,20 @@ def main(argv=None) -> int:
     ap.add_argument("--decoder", choices=["model", "greedy"], default="model")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--plot", type=Path, help="PNG: gap distributions of all spaces, dropped and inserted ones")
+    ap.add_argument("--prior-grid", action="store_true", help="decode with gap priors on the space instead (see above)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     rec = Recognizer.load(a.model)
     cfg = DecoderConfig(kind="greedy") if a.decoder == "greedy" else rec.decoder_config
     rows = [r for r in load_split([str(a.iam)], a.split) if r[2]]
+    if a.prior_grid:
+        print(f"{a.split}, {len(rows)} lines, decoder {cfg.kind}, space log-probability moved at ink gaps:")
+        print("| a_abs | a_rel | b0 | CER | WER | spaces dropped | spaces inserted |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        grid = prior_grid(rec, cfg, rows)
+        if a.out:
+            a.out.write_text(json.dumps({"split": a.split, "decoder": cfg.as_dict(), "prior_grid": grid}, indent=1))
+        return 0
     all_gaps, dropped, kept_inserted = [], [], []
     inserted_one_stroke = inserted_unmeasured = 0
     conf = collections.Counter()
