@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -137,10 +138,17 @@ def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike
     Why: the last epochs of a run that ends its learning rate low (a cosine cycle) sit near one
     minimum; their mean usually lies closer to its centre than any one of them, a free gain
     (Izmailov et al., 2018, "Averaging weights leads to wider optima"). The checkpoints must share
-    architecture, alphabet and features; the first one's other entries (configs, data summary) are kept.
+    architecture, alphabet and features, and should come from one run (or runs warm-started from one
+    model): the mean of unrelated runs is no model at all, so a different seed or starting point is
+    warned about. The first one's other entries (configs, data summary) are kept.
     """
     if len(sources) < 2:
         raise CheckpointError("averaging needs at least two checkpoints")
+    resolved = [Path(p).resolve() for p in sources]
+    if len(set(resolved)) < len(resolved):
+        raise CheckpointError("a checkpoint is named twice: each one is averaged once")
+    if Path(dst).resolve() in resolved or Path(dst).name == "last.pt":
+        raise CheckpointError(f"{dst}: would overwrite an input or a run's last.pt; write the mean to a new file")
     states = [load_state(p) for p in sources]
     first = states[0]
     for p, s in zip(sources[1:], states[1:]):
@@ -148,10 +156,18 @@ def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike
             if s.get(key) != first.get(key):
                 raise CheckpointError(f"{p}: its {key.replace('_', ' ')} differs from {sources[0]}'s; "
                                       "only checkpoints of one run can be averaged")
+        run, run0 = s.get("train_config") or {}, first.get("train_config") or {}
+        if any(run.get(k) != run0.get(k) for k in ("seed", "init_from")):
+            warnings.warn(f"{p} was trained with another seed or starting point than {sources[0]}; "
+                          "the mean of unrelated runs is usually a bad model", stacklevel=2)
     mean = {}
-    for name, t in first["model"].items():
-        stack = torch.stack([s["model"][name].to(torch.float64) for s in states])
-        mean[name] = stack.mean(0).to(t.dtype) if t.is_floating_point() else t.clone()
+    try:
+        for name, t in first["model"].items():
+            stack = torch.stack([s["model"][name].to(torch.float64) for s in states])
+            mean[name] = stack.mean(0).to(t.dtype) if t.is_floating_point() else t.clone()
+    except (KeyError, TypeError, RuntimeError, AttributeError) as e:
+        raise CheckpointError(f"the checkpoints' weights do not line up ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
     slim = {k: v for k, v in first.items() if k not in TRAINING_ONLY and k != "metrics"}
     slim["model"] = mean
     slim["averaged_from"] = [str(p) for p in sources]

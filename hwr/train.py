@@ -431,13 +431,19 @@ class Trainer:
             checkpoint.save(self.out / name, self.model, self.alphabet, self.fcfg, **self.checkpoint_state(), **extra)
 
     def keep_epoch(self, epoch: int, val_cer: float) -> None:
-        """`epoch-N.pt`: this epoch's weights without the training state; the one `keep_epochs`
-        back is removed. Averaging the last epochs of a cycle (`hwr model average`) needs them."""
-        if self.dist.main:
+        """`epoch-N.pt`: this epoch's weights without the training state, for the last `keep_epochs`
+        epochs; older ones are removed (also after a resume with fewer). Averaging the last epochs
+        of a cycle (`hwr model average`) needs them."""
+        if not self.dist.main:
+            return
+        if self.cfg.keep_epochs:
             checkpoint.save(self.out / f"epoch-{epoch}.pt", self.model, self.alphabet, self.fcfg,
                             train_config=asdict(self.cfg), data_summary=self.data_summary,
                             metrics={"val_cer": val_cer, "epoch": epoch})
-            (self.out / f"epoch-{epoch - self.cfg.keep_epochs}.pt").unlink(missing_ok=True)
+        for old in self.out.glob("epoch-*.pt"):
+            n = old.stem.removeprefix("epoch-")
+            if n.isdigit() and int(n) <= epoch - self.cfg.keep_epochs:
+                old.unlink(missing_ok=True)
 
     def batches_for(self, epoch: int) -> list[np.ndarray]:
         lengths = np.array([it.length for it in self.train_items], dtype=np.float64)
@@ -565,10 +571,9 @@ class Trainer:
                      f"{row['elapsed_min']:.1f} min")
             if improved:
                 self.save("best.pt", metrics={"val_cer": val_cer, "epoch": st.epoch})
+            self.keep_epoch(st.epoch, val_cer)  # before last.pt: a resume after a kill here redoes nothing
             self.save("last.pt")
             last_ckpt = time.time()
-            if cfg.keep_epochs:
-                self.keep_epoch(st.epoch, val_cer)
             if st.bad_epochs >= cfg.patience:
                 stop_reason = "early_stopping"
                 self.log(f"early stopping: no better validation CER for {cfg.patience} epochs")

@@ -394,3 +394,10 @@ def test_kept_epochs_average_to_the_mean_of_their_weights(tiny_data, tmp_path):
                         str(tmp_path / "other.pt"), "--out", str(tmp_path / "bad.pt")], capture_output=True, text=True)
     assert r.returncode != 0 and "model config differs" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "bad.pt").exists()
+    for args in ([kept[0], kept[0]], kept):  # a file named twice; the mean written over an input
+        dst = str(tmp_path / "run" / kept[0]) if args is kept else str(tmp_path / "twice.pt")
+        r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "average", *(str(tmp_path / "run" / k) for k in args),
+                            "--out", dst], capture_output=True, text=True)
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    resume(tmp_path / "run", epochs=4, keep_epochs=1, progress=False)  # fewer kept after a resume: older ones go
+    assert sorted(p.name for p in (tmp_path / "run").glob("epoch-*.pt")) == ["epoch-4.pt"]
