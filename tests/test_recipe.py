@@ -1,0 +1,44 @@
+"""The recipe's anneal stage (scripts/train_default.py), run as written on tiny stores."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from conftest import synthetic_line, tiny_texts
+
+from hwr import checkpoint
+from hwr.alphabet import Alphabet
+from hwr.features import FeatureConfig
+from hwr.model import ModelConfig, Network
+from hwr.recognizer import Recognizer
+from hwr.store import Sample, StoreWriter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_anneal_stage_trains_a_cycle_and_averages_its_last_epochs(tmp_path):
+    texts = tiny_texts(150, seed=3)
+    with StoreWriter(tmp_path / "iam-ondb.h5") as w:  # IAM-OnDB's split names, as the recipe expects
+        w.add(Sample(synthetic_line(t, seed=i)[0], id=f"l{i}", writer="",
+                     split="trainset" if i < 100 else "testset_t" if i < 120 else "testset_v")
+              for i, t in enumerate(texts))
+    with StoreWriter(tmp_path / "unipen.h5") as w:
+        w.add(Sample(synthetic_line(t, seed=500 + i)[0], id=f"u{i}", writer="", split="")
+              for i, t in enumerate(tiny_texts(40, seed=4)))
+    alphabet = Alphabet(sorted(set("".join(texts))))
+    net = Network(ModelConfig(num_classes=alphabet.num_classes, hidden=8, layers=1, conv_channels=4, dropout=0.0))
+    checkpoint.save(tmp_path / "start.pt", net, alphabet, FeatureConfig())
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_default.py"), "--work", str(tmp_path),
+                        "--stage", "anneal", "--anneal-from", str(tmp_path / "start.pt")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    run = tmp_path / "runs" / "anneal"
+    kept = [checkpoint.load_state(run / f"epoch-{e}.pt") for e in (7, 8, 9)]
+    assert sorted(p.name for p in run.glob("epoch-*.pt")) == ["epoch-7.pt", "epoch-8.pt", "epoch-9.pt"]
+    avg = checkpoint.load_state(run / "averaged.pt")
+    for k, t in avg["model"].items():
+        assert torch.allclose(t, sum(s["model"][k] for s in kept) / 3, atol=1e-6), k
+    cfg = checkpoint.load_state(run / "last.pt")["train_config"]
+    assert cfg["restart_epochs"] == 9 and cfg["augment"]["pointer"] == 0.3 and cfg["lr"] == 3e-4
+    Recognizer.load(run / "averaged.pt").recognize(synthetic_line("abc")[0])
