@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -174,6 +175,23 @@ def bench_batch(a, results, rec: Recognizer, store: Store) -> None:
     r["beam_lm_lines_per_s"] = median_of(lambda: run(beam), 3)
     print(f"batch (2 threads, 400 testset_v lines): greedy {r['greedy_lines_per_s']:.0f} lines/s, "
           f"beam+LM {r['beam_lm_lines_per_s']:.0f} lines/s")
+
+    # the other way to use two cores: two workers, each reading whole batches on one thread
+    torch.set_num_threads(1)
+    one = Recognizer.load(a.model, device="cpu")  # its sessions are made single-threaded
+    torch.set_num_threads(2)
+
+    def workers(cfg):
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(2) as ex:
+            list(ex.map(lambda s: one.recognize(inks[s:s + 32], decoder=cfg, spans=False, layout="line"),
+                        range(0, len(inks), 32)))
+        return len(inks) / (time.perf_counter() - t0)
+
+    r["two_workers_greedy_lines_per_s"] = median_of(lambda: workers(DecoderConfig(kind="greedy")), 3)
+    r["two_workers_beam_lm_lines_per_s"] = median_of(lambda: workers(beam), 3)
+    print(f"batch, two 1-thread workers instead: greedy {r['two_workers_greedy_lines_per_s']:.0f} lines/s, "
+          f"beam+LM {r['two_workers_beam_lm_lines_per_s']:.0f} lines/s")
 
 
 def bench_decode(a, results, rec: Recognizer, store: Store) -> None:
