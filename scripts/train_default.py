@@ -12,8 +12,9 @@ Stages (each skips what is already done, so re-running continues where it stoppe
   train     IAM-OnDB trainset + testset_t + a random quarter of UNIPEN per epoch, validation on
             testset_v; resumes the run folder if it exists (`hwr train --resume`)
   anneal    one cosine cycle from train's best.pt (or --anneal-from): the same data with mouse- and
-            finger-like input on 30% of the lines, lr 3e-4 falling to 1e-5 over 9 epochs, the last 3
-            epochs' weights averaged (`hwr model average`) into WORK/runs/anneal/averaged.pt
+            finger-like input on 30% of the lines, lr 3e-4 falling to 1e-5 over 9 epochs; its best.pt
+            (lowest greedy CER on testset_v) is the model the later stages use. The last 3 epochs are
+            kept too (averaging them, `hwr model average`, read no better on testset_v: MODEL_CARD.md)
   tune      LM weight and word bonus by grid search on testset_v (never testset_f)
   evaluate  greedy and beam+LM CER/WER on testset_v and testset_f, and on the canvas-like set
   export    model.pt (no training state) + gzipped LM + decoder.json into hwr/models/default
@@ -86,9 +87,8 @@ def main() -> None:
         hwr("plot", run, "--out", results / "curves.png")
 
     anneal = work / "runs" / "anneal"
-    averaged = anneal / "averaged.pt"
-    if "anneal" in stages and not averaged.exists():
-        if (anneal / "last.pt").exists():
+    if "anneal" in stages:
+        if (anneal / "last.pt").exists():  # continues a stopped cycle; a finished one returns at once
             hwr("train", "--resume", anneal)
         else:
             pointer = work / "pointer.json"  # the one setting that has no command-line flag
@@ -98,10 +98,8 @@ def main() -> None:
                 "--init-from", a.anneal_from or run / "best.pt", "--out", anneal, "--lr", "3e-4",
                 "--epochs", ANNEAL_EPOCHS, "--restart-epochs", ANNEAL_EPOCHS, "--keep-epochs", ANNEAL_KEPT,
                 "--patience", "20")
-        hwr("model", "average", *(anneal / f"epoch-{e}.pt" for e in range(ANNEAL_EPOCHS - ANNEAL_KEPT + 1,
-                                                                         ANNEAL_EPOCHS + 1)), "--out", averaged)
         hwr("plot", anneal, "--out", results / "anneal-curves.png")
-    model = averaged if averaged.exists() else run / "best.pt"
+    model = anneal / "best.pt" if (anneal / "best.pt").exists() else run / "best.pt"
     if "lm" in stages and not lm.exists():
         # Brown, State of the Union, inaugural addresses, and IAM-OnDB's own training labels (in-domain:
         # scripts/lm_study.py measured 4.36% -> 4.15% CER on testset_v); the held-out lines never
