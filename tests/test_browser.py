@@ -186,8 +186,9 @@ def test_replayed_unipen_word_is_read_and_latency_measured(page):
         page.wait_for_function("(t) => document.querySelector('.hwr-result')?.innerText.trim() === t",
                                arg=w["text"], timeout=30_000)
     report = {"median_ms": statistics.median(lat_all), "p95_ms": sorted(lat_all)[int(0.95 * (len(lat_all) - 1))],
-              "strokes": len(lat_all)}
+              "strokes": len(lat_all), "samples_ms": sorted(lat_all)}
     out = Path(os.environ.get("HWR_BENCH_OUT", "/tmp")) / "app_latency.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report))
     print(f"app latency pen-up -> transcription on screen: {report}")
 
@@ -255,8 +256,9 @@ def test_page_settles_soon_after_pen_up_on_a_30_character_line(page):
     assert len(final) >= 20, final  # the whole line was read, not a fragment
     settled.sort()
     report = {"line": text, "read_as": final, "strokes": len(settled), "median_ms": statistics.median(settled),
-              "p95_ms": settled[int(0.95 * (len(settled) - 1))], "max_ms": settled[-1]}
+              "p95_ms": settled[int(0.95 * (len(settled) - 1))], "max_ms": settled[-1], "samples_ms": settled}
     out = Path(os.environ.get("HWR_BENCH_OUT", "/tmp")) / "app_latency_settled.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report))
     print(f"pen-up -> page settled: {report}")
 
