@@ -121,15 +121,18 @@ def model_from_state(state: dict, path: str | os.PathLike) -> tuple[Network, Alp
 TRAINING_ONLY = ("optimizer", "scaler", "rng_torch", "epoch", "batch_in_epoch", "step", "bad_epochs")
 
 
-def export_model(src: str | os.PathLike, dst: str | os.PathLike, **extra: Any) -> dict:
-    """Copy a checkpoint without its training state (optimizer moments etc.): a third of the size."""
-    state = load_state(src)
+def _write_model(state: dict, dst: str | os.PathLike) -> dict:
+    """`state` without its training state, written atomically to `dst` and loaded back (it must load)."""
     slim = {k: v for k, v in state.items() if k not in TRAINING_ONLY}
-    slim.update(extra)
     with atomic_path(dst) as tmp, open(tmp, "wb") as fh:
         torch.save(slim, fh)  # same bytes for the same weights, whatever the temp name
-    load_model(dst)  # it must load
+    load_model(dst)
     return slim
+
+
+def export_model(src: str | os.PathLike, dst: str | os.PathLike, **extra: Any) -> dict:
+    """Copy a checkpoint without its training state (optimizer moments etc.): a third of the size."""
+    return _write_model({**load_state(src), **extra}, dst)
 
 
 def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike) -> dict:
@@ -168,10 +171,5 @@ def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike
     except (KeyError, TypeError, RuntimeError, AttributeError) as e:
         raise CheckpointError(f"the checkpoints' weights do not line up ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
-    slim = {k: v for k, v in first.items() if k not in TRAINING_ONLY and k != "metrics"}
-    slim["model"] = mean
-    slim["averaged_from"] = [str(p) for p in sources]
-    with atomic_path(dst) as tmp, open(tmp, "wb") as fh:
-        torch.save(slim, fh)
-    load_model(dst)  # it must load
-    return slim
+    kept = {k: v for k, v in first.items() if k != "metrics"}  # the first one's metrics are not the mean's
+    return _write_model({**kept, "model": mean, "averaged_from": [str(p) for p in sources]}, dst)
