@@ -248,7 +248,7 @@ def test_page_settles_soon_after_pen_up_on_a_30_character_line(page):
             page.mouse.move(box["x"] + x, box["y"] + y)
         page.mouse.up()
         page.wait_for_function("(n) => document.querySelector('.hwr-result')?.dataset.strokes === String(n)",
-                               arg=k + 1, timeout=30_000, polling=5)
+                               arg=k + 1, timeout=30_000, polling=50)
         page.wait_for_function(f"() => performance.now() - window.__lastChange > {SETTLE_QUIET_MS}",
                                timeout=10_000, polling=20)
         settled.append(page.evaluate("() => window.__lastChange - window.__penUp"))

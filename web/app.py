@@ -301,27 +301,47 @@ def feedback(ink: Ink, result: Result, chosen: str, store_path: Path, key: str) 
                        mime="application/json", key="dl-json", on_click="ignore")
 
 
-@st.fragment
-def drawing(rec: Recognizer, cfg: DecoderConfig, store_path: Path) -> None:
-    """The board and its result; a stroke reruns this fragment alone. The board's component
-    shows the result itself, so a stroke changes one element of the page."""
+def _clear() -> None:
+    ss = st.session_state
+    ss.strokes, ss.board_version, ss.cleared = [], ss.board_version + 1, ss.cleared + 1
+
+
+def _undo() -> None:
+    ss = st.session_state
+    if ss.strokes:
+        ss.strokes, ss.board_version = ss.strokes[:-1], ss.board_version + 1
+
+
+def _switch_mode() -> None:
+    """A fresh board of the other size, the strokes kept; a new key, so the old board's last
+    value cannot come back and overwrite strokes written since."""
+    st.session_state.board_version += 1
+
+
+def board_controls() -> None:
+    """Clear, Undo, line or page mode, and the correction toggle: outside the board's fragment, so
+    a stroke's rerun sends the board alone (each widget re-sent is a message the server writes
+    while the stroke is read, and the browser renders before the result). Their callbacks change
+    the tab's state before the page reruns. Undo stays enabled (with no strokes it does nothing):
+    strokes arrive in fragment reruns, which do not redraw the widgets out here."""
     ss = st.session_state
     ss.setdefault("strokes", [])
     ss.setdefault("board_version", 0)  # a new board (new key) after Clear, Undo or a mode switch
     ss.setdefault("cleared", 0)        # word picks belong to one page: Clear starts another
     c1, c2, c3, c4 = st.columns([1, 1, 2, 4], vertical_alignment="center")
-    if c1.button("Clear", key="clear"):
-        ss.strokes, ss.board_version, ss.cleared = [], ss.board_version + 1, ss.cleared + 1
-    if c2.button("Undo", key="undo", disabled=not ss.strokes):
-        ss.strokes, ss.board_version = ss.strokes[:-1], ss.board_version + 1
-    mode = c3.radio("Mode", ["Line", "Page"], key="mode", horizontal=True, label_visibility="collapsed",
-                    help="Page: a taller board with ruled lines, read line by line")
-    if ss.setdefault("board_mode", mode) != mode:
-        # a fresh board of the other size, the strokes kept; a new key, so the old board's
-        # last value cannot come back and overwrite strokes written since
-        ss.board_mode, ss.board_version = mode, ss.board_version + 1
-    # before the board: sent while the stroke is read, so nothing follows the board's result
-    fix_open = c4.toggle("Correct, save or download", key="fix_open")
+    c1.button("Clear", key="clear", on_click=_clear)
+    c2.button("Undo", key="undo", on_click=_undo)
+    c3.radio("Mode", ["Line", "Page"], key="mode", horizontal=True, label_visibility="collapsed",
+             help="Page: a taller board with ruled lines, read line by line", on_change=_switch_mode)
+    c4.toggle("Correct, save or download", key="fix_open")
+
+
+@st.fragment
+def drawing(rec: Recognizer, cfg: DecoderConfig, store_path: Path) -> None:
+    """The board and its result; a stroke reruns this fragment alone. The board's component
+    shows the result itself, so a stroke changes one element of the page."""
+    ss = st.session_state
+    mode, fix_open = ss.mode, ss.fix_open
     page = mode == "Page"
     height, rows = (PAGE_ROWS * PAGE_ROW_HEIGHT, PAGE_ROWS) if page else (BOARD_HEIGHT, 1)
     board_key = f"board-{ss.board_version}"
@@ -397,6 +417,7 @@ def main() -> None:
     n_saved = saved_count(store_path)
     st.sidebar.metric("Saved samples", n_saved)
     personal_model_panel(store_path, n_saved)
+    board_controls()
     drawing(rec, cfg, store_path)
     upload_panel(rec, cfg)
 
