@@ -140,10 +140,34 @@ def test_app_undo_clear_and_save(app, tmp_path):
     assert at.session_state["strokes"] == []
     assert "Write a line" in _result_text(at)
     # Undo stays enabled (strokes arrive in fragment reruns that do not redraw it): on an empty
-    # board it, and Clear, change nothing
+    # board it changes nothing, not even the board; Clear starts a new page
+    assert not at.button(key="undo").disabled
+    version, cleared = at.session_state["board_version"], at.session_state["cleared"]
     at.button(key="undo").click().run()
-    at.button(key="clear").click().run()
     assert not at.exception and at.session_state["strokes"] == [] and "Write a line" in _result_text(at)
+    assert at.session_state["board_version"] == version
+    at.button(key="clear").click().run()
+    assert at.session_state["cleared"] == cleared + 1
+
+
+@pytest.mark.slow
+def test_app_stroke_arriving_with_a_click_is_kept(app):
+    """A stroke sent just before Undo or a mode switch reaches the server in the same rerun, and
+    the click's callback runs first: the stroke must still count (Undo removes it, not the one
+    before; a mode switch keeps it)."""
+    at = app.run()
+    strokes = canvas_strokes("bad cab", seed=1000)
+    at.session_state["strokes"] = strokes[:-1]
+    at.run()
+    board = f"board-{at.session_state['board_version']}"
+    at.session_state[board] = {"strokes": strokes}  # the board's pending value: all strokes, one new
+    at.button(key="undo").click().run()
+    assert at.session_state["strokes"] == strokes[:-1]
+    version = at.session_state["board_version"]
+    at.session_state[f"board-{version}"] = {"strokes": strokes}
+    at.radio(key="mode").set_value("Page").run()
+    assert at.session_state["strokes"] == strokes
+    assert at.session_state["board_version"] == version + 1
 
 
 @pytest.mark.slow

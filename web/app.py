@@ -301,12 +301,22 @@ def feedback(ink: Ink, result: Result, chosen: str, store_path: Path, key: str) 
                        mime="application/json", key="dl-json", on_click="ignore")
 
 
+def _take_pending_strokes() -> None:
+    """A stroke sent just before a click reaches the server in the same rerun, and widget
+    callbacks run before the board's: take it first, or Undo would drop two strokes and a mode
+    switch one (the board they name is replaced, so its message would be ignored)."""
+    board_key = f"board-{st.session_state.board_version}"
+    if board_key in st.session_state:
+        _take_strokes(board_key)
+
+
 def _clear() -> None:
     ss = st.session_state
     ss.strokes, ss.board_version, ss.cleared = [], ss.board_version + 1, ss.cleared + 1
 
 
 def _undo() -> None:
+    _take_pending_strokes()
     ss = st.session_state
     if ss.strokes:
         ss.strokes, ss.board_version = ss.strokes[:-1], ss.board_version + 1
@@ -315,6 +325,7 @@ def _undo() -> None:
 def _switch_mode() -> None:
     """A fresh board of the other size, the strokes kept; a new key, so the old board's last
     value cannot come back and overwrite strokes written since."""
+    _take_pending_strokes()
     st.session_state.board_version += 1
 
 
