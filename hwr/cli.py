@@ -155,6 +155,17 @@ def cmd_data_import(a) -> int:
     return 0
 
 
+def cmd_data_compose_lines(a) -> int:
+    from .synth import compose_lines_store
+    try:
+        summary = compose_lines_store(a.src, a.out, a.lines, seed=a.seed, words_per_line=tuple(a.words_per_line))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    print(f"wrote {a.out}: {summary['lines']:,} lines from {summary['words']:,} words of {summary['writers']:,} "
+          f"writers ({summary['words_without_writer']:,} words without a writer left out)")
+    return 0
+
+
 def cmd_data_info(a) -> int:
     from .store import Store
     with Store(a.file) as s:
@@ -596,6 +607,15 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--repair-time", choices=["sort", "clamp"],
                      help="fix inks whose time runs backwards instead of skipping them")
     imp.set_defaults(func=cmd_data_import)
+
+    comp = data.add_parser("compose-lines", help="training lines composed from one writer's word samples "
+                                                 "(e.g. UNIPEN's), spaced like IAM-OnDB's words")
+    comp.add_argument("src", help="a store with single-word samples and their writers")
+    comp.add_argument("--out", required=True, type=out_file)
+    comp.add_argument("--lines", type=int, default=20000, help="how many lines (default 20000)")
+    comp.add_argument("--words-per-line", type=int, nargs=2, default=[3, 8], metavar=("MIN", "MAX"))
+    comp.add_argument("--seed", type=int, default=0)
+    comp.set_defaults(func=cmd_data_compose_lines)
 
     info = data.add_parser("info", help="summary of a store")
     info.add_argument("file")

@@ -1,4 +1,8 @@
-"""Pages composed from real line or word inks, with the source line of every stroke known.
+"""Lines and pages composed from real word or line inks, with the source of every stroke known.
+
+Lines of one writer's words (`lines_from_words`, `hwr data compose-lines`) are training data: the
+ink is real, the gaps between words follow IAM-OnDB's, and there are as many writers as the word
+collection has (UNIPEN: ~400).
 
 For measuring and testing line segmentation where no page data exists: the ink is real, only
 its placement is made up, and the ways people really fill a page can be staged one at a time:
@@ -8,6 +12,9 @@ pages from the line files of one form instead.
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -44,17 +51,63 @@ def _moved(ink: Ink, dx: float, dy: float, t0: float, slope: float = 0.0) -> tup
     return out, t
 
 
-def line_of_words(words: list[Ink], height: float = 100.0, gap: float = 0.6) -> Ink:
-    """Word inks written side by side as one line, `gap` writing heights apart, in time order."""
+def line_of_words(words: list[Ink], height: float = 100.0, gap: float | Sequence[float] = 0.6,
+                  sizes: Sequence[float] | None = None, shifts: Sequence[float] | None = None) -> Ink:
+    """Word inks written side by side as one line, in time order.
+
+    gap: writing heights between one word's right edge and the next one's left edge (one value,
+    or one per gap). sizes: each word's writing height relative to `height`; shifts: each
+    word's vertical offset in writing heights (down): a hand does not write every word alike.
+    """
+    gaps = np.broadcast_to(np.asarray(gap, dtype=float), (max(len(words) - 1, 0),))
     strokes: list[Stroke] = []
     x, t = 0.0, 0.0
-    for w in words:
-        w = normalized(w, height)
-        moved, t = _moved(w, x, 0.0, t)
+    for i, w in enumerate(words):
+        w = normalized(w, height * (sizes[i] if sizes is not None else 1.0))
+        moved, t = _moved(w, x, height * (shifts[i] if shifts is not None else 0.0), t)
         strokes += moved
-        x += float(np.ptp(w.points()[:, 0])) + gap * height
+        x += float(np.ptp(w.points()[:, 0])) + (gaps[i] * height if i < len(gaps) else 0.0)
         t += 300.0
     return Ink(strokes, " ".join(w.text or "" for w in words))
+
+
+# Word gaps at the spaces of IAM-OnDB's testset_v labels, in writing heights (scripts/space_study.py,
+# MODEL_CARD.md "Spaces"): median 0.99, and 6 / 18 / 51 % of them under 0.4 / 0.6 / 1.0 heights, which
+# a log-normal of median 0.95 and log-spread 0.55 matches (6 / 20 / 54 %). The spread is split
+# between the writer (a line's gaps are alike) and the gap.
+GAP_MEDIAN = 0.95
+GAP_SPREAD_LINE = 0.25
+GAP_SPREAD_WORD = 0.48  # sqrt(0.25**2 + 0.48**2) = 0.54
+
+
+def writer_line(words: list[Ink], rng: np.random.Generator, height: float = 100.0) -> Ink:
+    """One line of one writer's word inks with the gaps, sizes and baseline wander of handwriting:
+    lines composed this way teach spaces where real lines are few (the words' writers, not
+    IAM-OnDB's 200)."""
+    n = len(words)
+    gaps = GAP_MEDIAN * np.exp(rng.normal(0.0, GAP_SPREAD_LINE) + rng.normal(0.0, GAP_SPREAD_WORD, max(n - 1, 0)))
+    sizes = np.exp(rng.normal(0.0, 0.08, n))
+    shifts = np.cumsum(rng.normal(0.0, 0.04, n))  # a baseline that wanders a little, not jumps
+    return line_of_words(words, height, gaps, sizes, shifts - shifts.mean())
+
+
+def lines_from_words(words_by_writer: dict[str, list[Ink]], count: int, rng: np.random.Generator,
+                     words_per_line: tuple[int, int] = (3, 8)) -> Iterator[tuple[str, list[int], Ink]]:
+    """`count` lines, each of distinct words of one writer: (writer, the words' indices in that
+    writer's list, the line). Writers are drawn in proportion to their words, so every word is
+    about as likely to be used; a writer with fewer words than a line asks for gives a shorter line."""
+    lo, hi = words_per_line
+    if not 1 <= lo <= hi:
+        raise ValueError(f"words per line must be 1 <= min <= max, not {words_per_line}")
+    writers = [w for w, ws in words_by_writer.items() if len(ws) >= lo]
+    if not writers:
+        raise ValueError(f"no writer has {lo} words or more")
+    weights = np.array([len(words_by_writer[w]) for w in writers], dtype=float)
+    for _ in range(count):
+        writer = writers[rng.choice(len(writers), p=weights / weights.sum())]
+        pool = words_by_writer[writer]
+        picks = rng.choice(len(pool), size=min(int(rng.integers(lo, hi + 1)), len(pool)), replace=False).tolist()
+        yield writer, picks, writer_line([pool[i] for i in picks], rng)
 
 
 def stack(lines: list[Ink], height: float = 100.0, spacing: float = 2.0, slopes: list[float] | None = None,
@@ -99,3 +152,44 @@ def superimposed(lines: list[Ink], height: float = 100.0) -> tuple[Ink, np.ndarr
     """Each line written over the previous one, in the same place (a small screen, one line at a
     time): only time order tells them apart."""
     return stack(lines, height, spacing=0.0)
+
+
+def compose_lines_store(src: str | os.PathLike, out: str | os.PathLike, count: int, seed: int = 0,
+                        words_per_line: tuple[int, int] = (3, 8), progress: bool = True) -> dict:
+    """Write `count` lines composed from the single-word samples of `src` (one writer per line,
+    `writer_line`) to the store `out`, all or nothing; returns a summary.
+
+    A word is a sample whose label is one word (no whitespace) and whose writer is known: words
+    of unknown writers would mix hands within a line. Each line's id lists its words' ids, so
+    every stroke can be traced to the file it came from. The same src, count and seed give the
+    same store.
+    """
+    from tqdm import tqdm
+
+    from .store import Sample, Store, StoreWriter
+
+    words: dict[str, list[Ink]] = {}
+    ids: dict[str, list[str]] = {}
+    skipped = 0
+    with Store(src) as s:
+        meta = s.meta
+        for i in range(len(s)):
+            text, writer = meta["text"][i], meta["writer"][i]
+            if not text or any(c.isspace() for c in text):
+                continue
+            if not writer:
+                skipped += 1
+                continue
+            words.setdefault(writer, []).append(s.ink(i))
+            ids.setdefault(writer, []).append(meta["id"][i])
+    if not words:
+        raise ValueError(f"{src} has no single-word samples with a writer to compose lines from")
+    lines = lines_from_words(words, count, np.random.default_rng(seed), words_per_line)
+    samples = (Sample(ink, id=f"line{k}:" + "|".join(ids[writer][j] for j in picks), writer=writer,
+                      source="lines-of-words")
+               for k, (writer, picks, ink) in enumerate(tqdm(lines, total=count, desc="compose lines",
+                                                             unit=" lines", disable=not progress, delay=1.0)))
+    with StoreWriter(out, created_by="hwr data compose-lines") as w:
+        written = w.add(samples)
+    return {"lines": written, "writers": len(words), "words": sum(len(v) for v in words.values()),
+            "words_without_writer": skipped}
