@@ -158,7 +158,8 @@ def cmd_data_import(a) -> int:
 def cmd_data_compose_lines(a) -> int:
     from .synth import compose_lines_store
     try:
-        summary = compose_lines_store(a.src, a.out, a.lines, seed=a.seed, words_per_line=tuple(a.words_per_line))
+        given = {"count": a.lines, "seed": a.seed, "words_per_line": a.words_per_line and tuple(a.words_per_line)}
+        summary = compose_lines_store(a.src, a.out, **{k: v for k, v in given.items() if v is not None})
     except ValueError as e:
         raise UserError(str(e)) from None
     print(f"wrote {a.out}: {summary['lines']:,} lines from {summary['words']:,} words of {summary['writers']:,} "
@@ -612,9 +613,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(e.g. UNIPEN's), spaced like IAM-OnDB's words")
     comp.add_argument("src", help="a store with single-word samples and their writers")
     comp.add_argument("--out", required=True, type=out_file)
-    comp.add_argument("--lines", type=int, default=20000, help="how many lines (default 20000)")
-    comp.add_argument("--words-per-line", type=int, nargs=2, default=[3, 8], metavar=("MIN", "MAX"))
-    comp.add_argument("--seed", type=int, default=0)
+    comp.add_argument("--lines", type=int, help="how many lines (default: hwr.synth.COMPOSED_LINES, 20000)")
+    comp.add_argument("--words-per-line", type=int, nargs=2, metavar=("MIN", "MAX"),
+                      help="default: hwr.synth.WORDS_PER_LINE, 3 8")
+    comp.add_argument("--seed", type=int, help="default 0; the same seed gives the same lines")
     comp.set_defaults(func=cmd_data_compose_lines)
 
     info = data.add_parser("info", help="summary of a store")

@@ -91,8 +91,12 @@ def writer_line(words: list[Ink], rng: np.random.Generator, height: float = 100.
     return line_of_words(words, height, gaps, sizes, shifts - shifts.mean())
 
 
+WORDS_PER_LINE = (3, 8)  # IAM-OnDB lines hold ~7 words; shorter ones keep a line one writer's when words are few
+COMPOSED_LINES = 20_000  # `hwr data compose-lines`: about three times IAM-OnDB's training lines
+
+
 def lines_from_words(words_by_writer: dict[str, list[Ink]], count: int, rng: np.random.Generator,
-                     words_per_line: tuple[int, int] = (3, 8)) -> Iterator[tuple[str, list[int], Ink]]:
+                     words_per_line: tuple[int, int] = WORDS_PER_LINE) -> Iterator[tuple[str, list[int], Ink]]:
     """`count` lines, each of distinct words of one writer: (writer, the words' indices in that
     writer's list, the line). Writers are drawn in proportion to their words, so every word is
     about as likely to be used; a writer with fewer words than a line asks for gives a shorter line."""
@@ -154,8 +158,8 @@ def superimposed(lines: list[Ink], height: float = 100.0) -> tuple[Ink, np.ndarr
     return stack(lines, height, spacing=0.0)
 
 
-def compose_lines_store(src: str | os.PathLike, out: str | os.PathLike, count: int, seed: int = 0,
-                        words_per_line: tuple[int, int] = (3, 8), progress: bool = True) -> dict:
+def compose_lines_store(src: str | os.PathLike, out: str | os.PathLike, count: int = COMPOSED_LINES, seed: int = 0,
+                        words_per_line: tuple[int, int] = WORDS_PER_LINE, progress: bool = True) -> dict:
     """Write `count` lines composed from the single-word samples of `src` (one writer per line,
     `writer_line`) to the store `out`, all or nothing; returns a summary.
 
