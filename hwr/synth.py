@@ -2,7 +2,7 @@
 
 Lines of one writer's words (`lines_from_words`, `hwr data compose-lines`) are training data: the
 ink is real, the gaps between words follow IAM-OnDB's, and there are as many writers as the word
-collection has (UNIPEN: ~400).
+collection has (UNIPEN: 514).
 
 For measuring and testing line segmentation where no page data exists: the ink is real, only
 its placement is made up, and the ways people really fill a page can be staged one at a time:
@@ -106,9 +106,10 @@ def lines_from_words(words_by_writer: dict[str, list[Ink]], count: int, rng: np.
     writers = [w for w, ws in words_by_writer.items() if len(ws) >= lo]
     if not writers:
         raise ValueError(f"no writer has {lo} words or more")
-    weights = np.array([len(words_by_writer[w]) for w in writers], dtype=float)
+    share = np.array([len(words_by_writer[w]) for w in writers], dtype=float)
+    share /= share.sum()
     for _ in range(count):
-        writer = writers[rng.choice(len(writers), p=weights / weights.sum())]
+        writer = writers[rng.choice(len(writers), p=share)]
         pool = words_by_writer[writer]
         picks = rng.choice(len(pool), size=min(int(rng.integers(lo, hi + 1)), len(pool)), replace=False).tolist()
         yield writer, picks, writer_line([pool[i] for i in picks], rng)

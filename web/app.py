@@ -176,6 +176,11 @@ def _choose(component: str) -> None:
     remember_choice(st.session_state.setdefault("choices", {}), st.session_state[component].get("choose"))
 
 
+def _board_key() -> str:
+    """The current board's component key: it changes (a new board) after Clear, Undo or a mode switch."""
+    return f"board-{st.session_state.board_version}"
+
+
 def _take_strokes(component: str) -> None:
     """on_strokes_change of the board: the strokes sent at pen-up, before the fragment reruns, so
     the board's data in this run already holds their result.
@@ -187,7 +192,7 @@ def _take_strokes(component: str) -> None:
     """
     ss = st.session_state
     sent = ss[component].get("strokes")
-    if sent is None or component != f"board-{ss.board_version}":
+    if sent is None or component != _board_key():
         return
     ss.strokes, holds_all = merge_strokes(ss.get("strokes", []), sent)
     if holds_all:
@@ -305,9 +310,8 @@ def _take_pending_strokes() -> None:
     """A stroke sent just before a click reaches the server in the same rerun, and widget
     callbacks run before the board's: take it first, or Undo would drop two strokes and a mode
     switch one (the board they name is replaced, so its message would be ignored)."""
-    board_key = f"board-{st.session_state.board_version}"
-    if board_key in st.session_state:
-        _take_strokes(board_key)
+    if _board_key() in st.session_state:
+        _take_strokes(_board_key())
 
 
 def _clear() -> None:
@@ -355,7 +359,7 @@ def drawing(rec: Recognizer, cfg: DecoderConfig, store_path: Path) -> None:
     mode, fix_open = ss.mode, ss.fix_open
     page = mode == "Page"
     height, rows = (PAGE_ROWS * PAGE_ROW_HEIGHT, PAGE_ROWS) if page else (BOARD_HEIGHT, 1)
-    board_key = f"board-{ss.board_version}"
+    board_key = _board_key()
     problem, shown = None, None
     try:
         ink = ink_from_canvas(ss.strokes)
