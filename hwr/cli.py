@@ -247,10 +247,10 @@ def _train_config(a):
 def cmd_train(a) -> int:
     from . import train as T
     if a.resume:
-        # --lr / --patience / --restart-epochs / --keep-epochs on resume deliberately change the run's schedule from here on
+        # --lr / --patience / --restart-epochs / --keep-epochs / --select-decoder on resume deliberately change the run from here on
         result = T.resume(a.resume, epochs=a.epochs, max_minutes=a.max_minutes, device=a.device,
                           threads=a.threads, lr=a.lr, patience=a.patience, restart_epochs=a.restart_epochs,
-                          keep_epochs=a.keep_epochs)
+                          keep_epochs=a.keep_epochs, select_decoder=a.select_decoder)
     else:
         if not a.out:
             raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")
@@ -523,6 +523,9 @@ def _train_options(tr: argparse.ArgumentParser) -> None:
     train_field("threads", type=count(1, 512), help="CPU threads for PyTorch", default_text="PyTorch's choice")
     train_field("train_split", help="split to train on", default_text="trainset, else train, else every sample")
     train_field("val_split", help="split to validate on (best.pt, patience)", default_text="testset_v, else val")
+    train_field("select_decoder", metavar="DECODER_JSON", default_text="greedy",
+                help="choose best.pt (and stop early) by this decoder's validation CER, e.g. a model's "
+                     "decoder.json with its LM")
     train_field("extra_train_splits", "--extra-train-split", action="append",
                 help="also train on this split (e.g. testset_t); repeat for several")
     train_field("data_weights", "--data-weight", type=float, action="append", default_text="1 for each store",

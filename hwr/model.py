@@ -30,6 +30,9 @@ class ModelConfig:
     conv_channels: int = 64    # 0 = no convolution
     conv_kernel: int = 5
     conv_stride: int = 2       # frames are shortened by this factor
+    # the head emits this many frames per LSTM frame: a stride-4 LSTM (half the work of stride 2)
+    # still gives CTC stride-2 room for every label; stride 4 alone cannot fit 1 in 6 training lines
+    upsample: int = 1
     hidden: int = 128          # per direction
     layers: int = 3
     dropout: float = 0.25
@@ -42,6 +45,18 @@ class ModelConfig:
             raise ConfigError("layers, hidden must be >= 1 and num_classes >= 2")
         if self.conv_channels and (self.conv_stride < 1 or self.conv_kernel < self.conv_stride):
             raise ConfigError("conv_kernel must be >= conv_stride >= 1")
+        if self.upsample < 1 or self.input_stride % self.upsample:
+            raise ConfigError("upsample must be >= 1 and divide conv_stride (an output frame covers whole points)")
+
+    @property
+    def input_stride(self) -> int:
+        """Resampled points per LSTM frame."""
+        return self.conv_stride if self.conv_channels else 1
+
+    @property
+    def points_per_frame(self) -> int:
+        """Resampled points per output frame (what character spans map frames back with)."""
+        return self.input_stride // self.upsample
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -65,7 +80,7 @@ class Network(nn.Module):
         self.rnn = rnn_cls(rnn_in, c.hidden, num_layers=c.layers, bidirectional=True,
                            dropout=c.dropout if c.layers > 1 else 0.0, batch_first=False)
         self.dropout = nn.Dropout(c.dropout)
-        self.head = nn.Linear(2 * c.hidden, c.num_classes)
+        self.head = nn.Linear(2 * c.hidden, c.num_classes * c.upsample)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -94,27 +109,51 @@ class Network(nn.Module):
         """Frames the network emits for inputs of these lengths."""
         c = self.config
         if not c.conv_channels:
-            return input_lengths.clone()
+            return input_lengths * c.upsample
         pad = c.conv_kernel // 2
-        return torch.div(input_lengths + 2 * pad - c.conv_kernel, c.conv_stride, rounding_mode="floor") + 1
+        frames = torch.div(input_lengths + 2 * pad - c.conv_kernel, c.conv_stride, rounding_mode="floor") + 1
+        return frames * c.upsample
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, T, F) padded features; lengths: (B,). Returns log_probs (T', B, C), (B,)."""
         if self.conv is not None:
             x = self.conv(x.transpose(1, 2)).transpose(1, 2)  # B, T', H
         out_lengths = self.output_lengths(lengths)
+        rnn_lengths = torch.div(out_lengths, self.config.upsample, rounding_mode="floor")
         x = x.transpose(0, 1)  # T', B, H
         if self.training:
             # zero the padded frames so the backward direction starts from silence, not garbage
-            mask = torch.arange(x.shape[0], device=x.device)[:, None] < out_lengths.to(x.device)[None, :]
+            mask = torch.arange(x.shape[0], device=x.device)[:, None] < rnn_lengths.to(x.device)[None, :]
             y, _ = self.rnn(x * mask[..., None].to(x.dtype))  # T', B, 2H
         elif x.shape[1] == 1:
             y, _ = self.rnn(x)  # one line alone has no padding to hide
         else:
-            packed = nn.utils.rnn.pack_padded_sequence(x, out_lengths.cpu(), enforce_sorted=False)
+            packed = nn.utils.rnn.pack_padded_sequence(x, rnn_lengths.cpu(), enforce_sorted=False)
             y, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], total_length=x.shape[0])  # T', B, 2H
-        logits = self.head(self.dropout(y))  # T', B, C
+        logits = self.head(self.dropout(y))  # T', B, C * upsample
+        k = self.config.upsample
+        if k > 1:  # each LSTM frame's k output frames, in time order
+            t, b = logits.shape[0], logits.shape[1]
+            logits = logits.reshape(t, b, k, -1).transpose(1, 2).reshape(t * k, b, -1)
         return logits.float().log_softmax(-1), out_lengths
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def copy_matching(old: Network, new: Network) -> None:
+    """Transfer learning: copy `old`'s weights into `new` where they fit.
+
+    `new`'s alphabet may be `old`'s with characters appended: old characters keep their head rows,
+    new ones their fresh init. A head that emits more frames per LSTM frame (`upsample`) starts as
+    copies of the old one, so a stride-4 network warm-started from a stride-2 one reads at once."""
+    own = new.state_dict()
+    n_old, n_new = old.config.num_classes, new.config.num_classes
+    up_old, up_new = old.config.upsample, new.config.upsample
+    for k, v in old.state_dict().items():
+        if k.startswith("head."):
+            for j in range(up_new):
+                own[k][j * n_new:j * n_new + n_old] = v[(j % up_old) * n_old:(j % up_old + 1) * n_old]
+        elif k in own and own[k].shape == v.shape:
+            own[k] = v
+    new.load_state_dict(own)

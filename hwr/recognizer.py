@@ -302,8 +302,7 @@ class Recognizer:
 
     @property
     def stride(self) -> int:
-        c = self.model.config
-        return c.conv_stride if c.conv_channels else 1
+        return self.model.config.points_per_frame
 
     def align(self, ink: Ink, text: str) -> list[CharSpan]:
         """Character spans for a known `text` (a user's correction, a label) by forced alignment."""

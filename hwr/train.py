@@ -6,15 +6,17 @@
 
 What a run directory holds: `config.json` (everything that decided the run), `metrics.jsonl`
 (one row per log interval and per epoch), `last.pt` (full training state, written every
-`checkpoint_minutes` and at each epoch end) and `best.pt` (lowest validation CER).
+`checkpoint_minutes` and at each epoch end) and `best.pt` (lowest validation CER: greedy's, or with
+`select_decoder` that decoder's, e.g. beam search with the LM the model will ship with).
 
 Exact resume: batches come from (seed, epoch), augmentation from (seed, epoch, sample), the
 learning rate from the step count, and `last.pt` stores model, optimizer, scaler, the loop's
 `TrainState` (epoch, position inside the epoch, step, best CER, ...) and torch's RNG state, so
 stop + resume == never stopped.
 
-Validation reads the lines the way `hwr evaluate` does (`Trainer.validate`), so the CER recorded
-in best.pt is the greedy CER evaluate reports for that checkpoint and split.
+Validation reads the lines the way `hwr evaluate` does (`Trainer.validate`), so the CERs recorded
+in best.pt (`val_cer` greedy, `val_cer_decoder` with `select_decoder`) are what evaluate reports for
+that checkpoint and split with those decoders.
 """
 
 from __future__ import annotations
@@ -39,11 +41,11 @@ from . import checkpoint
 from .alphabet import Alphabet
 from .data import (Item, batch_features, collate, ctc_min_frames, load_split, make_batches, make_items,
                    resolve_split, splits_in)
-from .decode import greedy
+from .decode import Decoder, DecoderConfig, greedy
 from .features import AugmentConfig, FeatureConfig, check_size, ink_features
 from .ink import Ink, InkError
 from .metrics import char_edits
-from .model import ModelConfig, Network
+from .model import ModelConfig, Network, copy_matching
 from .recognizer import Recognizer
 
 
@@ -76,6 +78,10 @@ class TrainConfig:
     init_from: str | None = None
     freeze_layers: int = 0           # with init_from: freeze the convolution and this many RNN layers
     max_val_samples: int | None = None
+    # a decoder.json (e.g. a model's shipped one, with its LM): best.pt and early stopping follow the CER
+    # of this decoder on the validation lines instead of greedy's. Run c10 read testset_v better greedy
+    # and worse with beam + LM (MODEL_CARD.md): what is shipped is read with the LM, so select with it.
+    select_decoder: str | None = None
     threads: int | None = None
     model: dict = field(default_factory=dict)
     features: dict = field(default_factory=dict)
@@ -96,6 +102,11 @@ class TrainConfig:
             raise ConfigError("seed must be >= 0 and max_minutes > 0")
         if any(not w > 0 for w in self.data_weights):
             raise ConfigError("every data weight must be > 0")
+        if self.select_decoder is not None:
+            if not Path(self.select_decoder).is_file():
+                raise ConfigError(f"select_decoder: no decoder config at {self.select_decoder} (a model's "
+                                  "decoder.json, or one written by `hwr tune-lm --out`)")
+            self.select_decoder = str(Path(self.select_decoder).resolve())  # a resume may run elsewhere
         for name in ("model", "features", "augment"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"training config '{name}' must be an object of settings")
@@ -197,7 +208,7 @@ class TrainState:
     epoch: int = 0               # epochs finished
     batch_in_epoch: int = 0      # batches of the next epoch already trained (a save inside an epoch)
     step: int = 0                # optimizer steps so far; the learning rate follows it
-    best_cer: float = math.inf   # lowest validation CER so far: the model in best.pt
+    best_cer: float = math.inf   # lowest validation CER so far (the selecting one): the model in best.pt
     bad_epochs: int = 0          # epochs since best_cer last improved (early stopping)
     history: list[dict] = field(default_factory=list)  # the epoch rows of metrics.jsonl
 
@@ -277,6 +288,9 @@ class Trainer:
         resuming = resume_state is not None
         self._load_data(Alphabet(start["alphabet"]) if start is not None else None, grow=not resuming)
         self._build_model(start, exact=resuming)
+        # built (its LM loaded) before the first step: a bad decoder config fails now, not after an epoch
+        self.selector = (Decoder(self.alphabet, DecoderConfig.from_json(cfg.select_decoder))
+                         if cfg.select_decoder else None)
         self.state = TrainState()
         if resuming:
             self._restore(resume_state)
@@ -377,13 +391,7 @@ class Trainer:
     def _init_from(self, start: dict, path: str) -> None:
         """Transfer learning: copy matching weights; rows for new characters keep their fresh init."""
         old_model, old_alpha, _ = checkpoint.model_from_state(start, path)
-        own = self.model.state_dict()
-        for k, v in old_model.state_dict().items():
-            if k.startswith("head."):
-                own[k][:v.shape[0]] = v  # old characters keep their rows (new ones are appended)
-            elif k in own and own[k].shape == v.shape:
-                own[k] = v
-        self.model.load_state_dict(own)
+        copy_matching(old_model, self.model)
         if self.cfg.freeze_layers:
             frozen = list(self.model.conv.parameters()) if self.model.conv is not None else []
             for name, p in self.model.rnn.named_parameters():
@@ -430,7 +438,7 @@ class Trainer:
         if self.dist.main:
             checkpoint.save(self.out / name, self.model, self.alphabet, self.fcfg, **self.checkpoint_state(), **extra)
 
-    def keep_epoch(self, epoch: int, val_cer: float) -> None:
+    def keep_epoch(self, epoch: int, scores: dict) -> None:
         """`epoch-N.pt`: this epoch's weights without the training state, for the last `keep_epochs`
         epochs; older ones are removed (also after a resume with fewer). Averaging the last epochs
         of a cycle (`hwr model average`) needs them."""
@@ -439,7 +447,7 @@ class Trainer:
         if self.cfg.keep_epochs:
             checkpoint.save(self.out / f"epoch-{epoch}.pt", self.model, self.alphabet, self.fcfg,
                             train_config=asdict(self.cfg), data_summary=self.data_summary,
-                            metrics={"val_cer": val_cer, "epoch": epoch})
+                            metrics=scores)
         for old in self.out.glob("epoch-*.pt"):
             n = old.stem.removeprefix("epoch-")
             if n.isdigit() and int(n) <= epoch - self.cfg.keep_epochs:
@@ -494,16 +502,17 @@ class Trainer:
         return self._val_cache
 
     @torch.no_grad()
-    def validate(self) -> tuple[float, float]:
-        """(greedy CER, mean CTC loss) on this rank's share of the validation lines, summed over ranks.
+    def validate(self) -> tuple[float, float, float | None]:
+        """(greedy CER, mean CTC loss, CER of `select_decoder` or None) on this rank's share of the
+        validation lines, summed over ranks.
 
         The network runs through `Recognizer.log_probs`, as in `hwr evaluate`: packed batches and,
         on a GPU, the inference precision (not the training autocast dtype), so that best.pt's CER
-        is the greedy CER `hwr evaluate` measures on it on that device. Lines with characters outside
-        the alphabet count in the CER only (the loss needs a label)."""
+        is the CER `hwr evaluate` measures on it on that device with the same decoder. Lines with
+        characters outside the alphabet count in the CER only (the loss needs a label)."""
         reader = Recognizer(self.model, self.alphabet, self.fcfg, device=self.device)  # puts it in eval mode
         items = self.val_items[self.dist.rank::self.dist.world]
-        edits = chars = loss_sum = labelled = 0.0
+        edits = chars = loss_sum = labelled = selected_edits = 0.0
         for batch, feats, targets, target_lengths, has_label in self._val_batches(items):
             log_probs, out_lengths = reader.log_probs(feats)  # T', B, C (CPU)
             losses = torch.nn.functional.ctc_loss(log_probs, targets, out_lengths, target_lengths, blank=0,
@@ -513,8 +522,13 @@ class Trainer:
             for it, hyps in zip(batch, greedy(log_probs, out_lengths, self.alphabet)):
                 edits += char_edits(it.text, hyps[0].text)
                 chars += len(it.text)
-        edits, chars, loss_sum, labelled = self.dist.all_sum(edits, chars, loss_sum, labelled)
-        return edits / max(chars, 1), loss_sum / max(labelled, 1)
+            if self.selector is not None:
+                for it, hyps in zip(batch, self.selector(log_probs, out_lengths)):
+                    selected_edits += char_edits(it.text, hyps[0].text if hyps else "")
+        edits, chars, loss_sum, labelled, selected_edits = self.dist.all_sum(
+            edits, chars, loss_sum, labelled, selected_edits)
+        selected = selected_edits / max(chars, 1) if self.selector is not None else None
+        return edits / max(chars, 1), loss_sum / max(labelled, 1), selected
 
     def run(self) -> dict:
         cfg, st = self.cfg, self.state
@@ -558,20 +572,26 @@ class Trainer:
             bar.close()
             if stop_reason == "max_minutes":
                 break
-            val_cer, val_loss = self.validate() if self.val_items else (math.nan, math.nan)
-            improved = st.end_epoch(val_cer, keep_latest=not self.val_items)
+            val_cer, val_loss, val_cer_decoder = (self.validate() if self.val_items
+                                                  else (math.nan, math.nan, None))
+            score = val_cer if val_cer_decoder is None else val_cer_decoder
+            improved = st.end_epoch(score, keep_latest=not self.val_items)
             row = {"kind": "epoch", "epoch": st.epoch, "step": st.step, "val_cer": val_cer, "val_loss": val_loss,
                    "best_cer": st.best_cer, "elapsed_min": (time.time() - t_start) / 60,
                    "lr": lr_at(st.step, steps_per_epoch, cfg)}
+            scores = {"val_cer": val_cer, "epoch": st.epoch}
+            if val_cer_decoder is not None:
+                row["val_cer_decoder"] = scores["val_cer_decoder"] = val_cer_decoder
             st.history.append(row)
             if metrics:
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
-            self.log(f"epoch {st.epoch}: validation CER {val_cer:.2%} (best {st.best_cer:.2%}), loss {val_loss:.3f}, "
-                     f"{row['elapsed_min']:.1f} min")
+            read = "" if val_cer_decoder is None else f", {val_cer_decoder:.2%} with the selecting decoder"
+            self.log(f"epoch {st.epoch}: validation CER {val_cer:.2%}{read} (best {st.best_cer:.2%}), "
+                     f"loss {val_loss:.3f}, {row['elapsed_min']:.1f} min")
             if improved:
-                self.save("best.pt", metrics={"val_cer": val_cer, "epoch": st.epoch})
-            self.keep_epoch(st.epoch, val_cer)  # before last.pt: a resume after a kill here redoes nothing
+                self.save("best.pt", metrics=scores)
+            self.keep_epoch(st.epoch, scores)  # before last.pt: a resume after a kill here redoes nothing
             self.save("last.pt")
             last_ckpt = time.time()
             if st.bad_epochs >= cfg.patience:
@@ -601,6 +621,11 @@ def resume(out: str | os.PathLike, epochs: int | None = None, max_minutes: float
     if epochs is not None:
         saved["epochs"] = epochs
     saved["max_minutes"] = max_minutes
+    before = saved.get("select_decoder")
     saved.update({k: v for k, v in overrides.items() if v is not None})
     cfg = TrainConfig(**saved)
-    return Trainer(cfg, out, resume_state=state, progress=progress).run()
+    trainer = Trainer(cfg, out, resume_state=state, progress=progress)
+    if cfg.select_decoder != before:  # a best CER by another decoder is no bar for this one
+        trainer.state.best_cer, trainer.state.bad_epochs = math.inf, 0
+        trainer.log(f"best.pt is chosen by {cfg.select_decoder}'s CER from the next epoch on")
+    return trainer.run()

@@ -120,3 +120,24 @@ def test_a_result_does_not_depend_on_its_batch(shipped, exported, backend):
         res = rec.recognize(batch)[i]
         assert res.text == alone.text and [c.text for c in res.candidates] == [c.text for c in alone.candidates]
         assert res.score == pytest.approx(alone.score, abs=1e-3)
+
+
+def test_an_upsampled_stride_4_network_exports_and_reads_like_pytorch(tmp_path):
+    """A head that emits 2 frames per LSTM frame (ModelConfig.upsample) survives the export: same
+    frames, same log-probs, whatever the batch and the line lengths."""
+    from hwr.model import ModelConfig, Network
+    from hwr.onnxmodel import OnnxNetwork, export_onnx
+    torch.manual_seed(1)
+    net = Network(ModelConfig(num_classes=11, hidden=16, layers=2, conv_channels=8, conv_stride=4,
+                              upsample=2)).eval()
+    graph = OnnxNetwork(export_onnx(net, tmp_path / "up.onnx"), net.config)
+    lengths = torch.tensor([93, 50, 8])
+    x = torch.randn(3, 93, 4)
+    x[torch.arange(93)[None, :] >= lengths[:, None]] = 0
+    for rows in ([0, 1, 2], [1]):
+        with torch.no_grad():
+            lp_t, n_t = net(x[rows, :int(lengths[rows].max())], lengths[rows])
+        lp_o, n_o = graph(x[rows, :int(lengths[rows].max())], lengths[rows])
+        assert n_t.tolist() == n_o.tolist() and lp_t.shape == lp_o.shape
+        for b, n in enumerate(n_t.tolist()):
+            assert (lp_t[:n, b] - lp_o[:n, b]).abs().max() < 1e-4

@@ -111,6 +111,30 @@ def test_model_shapes_and_output_lengths(conv):
     assert gru(x, lengths)[0].shape[-1] == 7
 
 
+def test_upsampled_head_emits_its_frames_in_time_order():
+    """upsample=k: k output frames per LSTM frame. Warm-started from a network with the same convolution,
+    frames k*t .. k*t+k-1 all read what the old network read at frame t, packed (a batch) or not."""
+    from hwr.model import copy_matching
+    torch.manual_seed(0)
+    old = Network(ModelConfig(num_classes=7, hidden=16, layers=2, conv_stride=2)).eval()
+    new = Network(ModelConfig(num_classes=9, hidden=16, layers=2, conv_stride=2, upsample=2)).eval()
+    copy_matching(old, new)
+    x, lengths = torch.randn(3, 41, 4), torch.tensor([41, 30, 7])
+    x[torch.arange(41)[None, :] >= lengths[:, None]] = 0  # padded as `collate` pads
+    lp_old, n_old = old(x, lengths)
+    lp_new, n_new = new(x, lengths)
+    assert n_new.tolist() == [2 * n for n in n_old.tolist()] == [42, 30, 8] and lp_new.shape[:2] == (42, 3)
+    for b, n in enumerate(n_old.tolist()):
+        p_old = lp_old[:n, b].exp()
+        for j in range(2):  # the two new characters take probability away from the old ones, evenly
+            p_new = lp_new[j:2 * n:2, b].exp()
+            assert torch.allclose(p_new[:, :7] / p_new[:, :7].sum(-1, keepdim=True), p_old, atol=1e-5)
+        alone, _ = new(x[b:b + 1, :int(lengths[b])], lengths[b:b + 1])
+        assert torch.allclose(alone[:, 0], lp_new[:2 * n, b], atol=1e-5)
+    with pytest.raises(ConfigError, match="divide conv_stride"):
+        ModelConfig(conv_stride=4, upsample=3)
+
+
 def test_lstm_initialisation():
     m = Network(ModelConfig(num_classes=5, hidden=8, layers=1, conv_channels=0))
     b = m.rnn.bias_ih_l0.detach()
@@ -220,6 +244,55 @@ def test_training_validation_agrees_with_evaluate(tiny_model, tmp_path):
         s = evaluate(data, rec, split="val", decoder=DecoderConfig(kind="greedy"), layout="line", progress=False)
         assert s["samples"] == 25 and len(s["unreadable"]) == 1
         assert s["cer"] == recorded, (rec.info["backend"], s["char_edits"], s["characters"])
+
+
+def _shaky_store(tmp_path):
+    """Clean training lines, and validation lines shakier than the tiny model learnt (a CER well inside (0, 1))."""
+    data = tmp_path / "d.h5"
+    with StoreWriter(data) as w:
+        w.add(Sample(synthetic_line(t, seed=i, jitter=1.0)[0], id=f"t{i}", split="train")
+              for i, t in enumerate(tiny_texts(32)))
+        w.add(Sample(synthetic_line(t, seed=500 + i, jitter=4.0)[0], id=f"v{i}", split="val")
+              for i, t in enumerate(tiny_texts(24, seed=7)))
+    return data
+
+
+@pytest.mark.slow
+def test_best_checkpoint_can_be_chosen_by_beam_search_with_an_lm(tiny_model, tmp_path):
+    """With select_decoder, best.pt is the epoch that decoder reads best, and the CER recorded for it
+    is what `evaluate` measures with that decoder; greedy's CER is still logged beside it."""
+    from hwr.lm import build_lm
+    data = _shaky_store(tmp_path)
+    build_lm(tiny_texts(300, seed=3), order=3, vocab="abcde ", progress=False).write_arpa(tmp_path / "lm.arpa")
+    (tmp_path / "decoder.json").write_text(json.dumps({"kind": "beam", "beam_size": 8, "lm": "lm.arpa",
+                                                       "lm_weight": 0.5}))
+    cfg = tiny_train_config(data, 3, init_from=str(tiny_model), lr=1e-3, keep_epochs=3,
+                            select_decoder=str(tmp_path / "decoder.json"))
+    train(cfg, tmp_path / "run", progress=False)
+    st = checkpoint.load_state(tmp_path / "run" / "best.pt")
+    rows = st["history"]
+    assert all("val_cer" in r and "val_cer_decoder" in r for r in rows)
+    best = min(rows, key=lambda r: (r["val_cer_decoder"], r["epoch"]))
+    assert st["metrics"]["epoch"] == best["epoch"] and st["metrics"]["val_cer_decoder"] == best["val_cer_decoder"]
+    rec = Recognizer.load(tmp_path / "run" / "best.pt", device="cpu", backend="torch")
+    beam = DecoderConfig.from_json(tmp_path / "decoder.json")
+    s = evaluate(data, rec, split="val", decoder=beam, layout="line", progress=False)
+    assert 0 < s["cer"] < 0.9 and s["cer"] == pytest.approx(best["val_cer_decoder"], abs=1e-12)
+    # switching decoders on resume restarts the bar: the next epoch is measured against its own kind
+    (tmp_path / "greedy.json").write_text(json.dumps({"kind": "greedy"}))
+    resume(tmp_path / "run", epochs=4, select_decoder=str(tmp_path / "greedy.json"), progress=False)
+    st = checkpoint.load_state(tmp_path / "run" / "best.pt")
+    assert st["metrics"]["epoch"] == 4 and st["metrics"]["val_cer_decoder"] == st["history"][-1]["val_cer"]
+
+
+def test_a_missing_selecting_decoder_fails_before_training(tiny_data, tmp_path):
+    with pytest.raises(ConfigError, match="no decoder config at .*nowhere.json"):
+        tiny_train_config(tiny_data, 1, select_decoder=str(tmp_path / "nowhere.json"))
+    (tmp_path / "d.json").write_text(json.dumps({"kind": "beam", "lm": "gone.arpa"}))
+    with pytest.raises(FileNotFoundError, match="gone.arpa"):
+        train(tiny_train_config(tiny_data, 1, select_decoder=str(tmp_path / "d.json")), tmp_path / "run",
+              progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_checkpoint_round_trip_and_refusals(tmp_path):
