@@ -4,7 +4,7 @@ A character's emission frame (from a decoder, or from forced alignment of a know
 says where the network recognised it. Our BiLSTM-CTC models fire a character's peak as its
 ink begins (measured on synthetic lines with known boundaries, see tests/test_decode.py),
 so each character owns the frames from its own peak to the next character's peak; those
-frames map to resampled points (`conv_stride` points per frame), which
+frames map to resampled points (`ModelConfig.points_per_frame` points per frame), which
 `Features.source_index` maps to original points, which belong to strokes.
 """
 

@@ -223,17 +223,12 @@ def _train_config(a):
         if not isinstance(base, dict):
             raise UserError(f"{a.config}: a training config is a JSON object of TrainConfig fields")
         check_keys(TrainConfig, base, a.config)
-    for key in ("epochs", "max_minutes", "batch_size", "seed", "device", "train_split", "val_split",
-                "init_from", "lr", "threads", "freeze_layers", "patience", "restart_epochs", "warmup_steps", "keep_epochs"):
-        v = getattr(a, key, None)
+    for f in fields(TrainConfig):  # every option named as its field (a new one cannot be forgotten here)
+        v = getattr(a, f.name, None)
         if v is not None:
-            base[key] = v
-    if a.data:
-        base["data"] = a.data
+            base[f.name] = v
     if a.data_weight:
         base["data_weights"] = a.data_weight
-    if a.alphabet_min_count:
-        base["alphabet_min_count"] = a.alphabet_min_count
     if a.extra_train_split:
         base["extra_train_splits"] = a.extra_train_split
     if a.no_augment:

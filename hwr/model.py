@@ -1,4 +1,5 @@
-"""The recognizer network: strided 1-D convolution, a bidirectional LSTM stack, a linear CTC head.
+"""The recognizer network: strided 1-D convolution, a bidirectional LSTM stack, a linear CTC head
+(which may emit several output frames per LSTM frame: `ModelConfig.upsample`).
 
 Shapes at the boundary (B = batch, T = input points, T' = output frames, F = features,
 C = alphabet size + 1 with blank = 0):
@@ -29,7 +30,7 @@ class ModelConfig:
     num_classes: int = 80      # alphabet size + 1; set from the alphabet
     conv_channels: int = 64    # 0 = no convolution
     conv_kernel: int = 5
-    conv_stride: int = 2       # frames are shortened by this factor
+    conv_stride: int = 2       # LSTM frames are shortened by this factor (output frames: by conv_stride / upsample)
     # the head emits this many frames per LSTM frame: a stride-4 LSTM (half the work of stride 2)
     # still gives CTC stride-2 room for every label; stride 4 alone cannot fit 1 in 6 training lines
     upsample: int = 1
@@ -59,7 +60,12 @@ class ModelConfig:
         return self.input_stride // self.upsample
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The settings a checkpoint stores; `upsample` only when it is used, so that an hwr from
+        before it still reads every model that does not need it."""
+        d = asdict(self)
+        if d["upsample"] == 1:
+            del d["upsample"]
+        return d
 
 
 class Network(nn.Module):

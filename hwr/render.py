@@ -179,13 +179,19 @@ def plot_run(run: str | os.PathLike, out: str | os.PathLike) -> None:
     a1.set_ylabel("training CTC loss (per line)")
     a1.set_yscale("log")
     a1.grid(alpha=0.3)
-    a2.plot([r["epoch"] for r in epochs], [100 * r["val_cer"] for r in epochs], "o-", ms=3)
+    a2.plot([r["epoch"] for r in epochs], [100 * r["val_cer"] for r in epochs], "o-", ms=3, label="greedy")
+    selected = [r for r in epochs if r.get("val_cer_decoder") is not None]  # a run with --select-decoder
+    if selected:
+        a2.plot([r["epoch"] for r in selected], [100 * r["val_cer_decoder"] for r in selected], "s-", ms=3,
+                label="selecting decoder (best.pt)")
+        a2.legend()
     a2.set_xlabel("epoch")
-    a2.set_ylabel("validation CER, greedy (%)")
+    a2.set_ylabel("validation CER (%)")
     if epochs:
-        best = min(100 * r["val_cer"] for r in epochs)
+        key = "val_cer_decoder" if selected else "val_cer"
+        best = min(100 * r[key] for r in (selected or epochs))
         a2.axhline(best, color="gray", ls="--", lw=0.8)
-        a2.set_title(f"best {best:.2f}%")
+        a2.set_title(f"best {best:.2f}%" + (" (selecting decoder)" if selected else " (greedy)"))
         a2.set_ylim(0, min(100, max(100 * r["val_cer"] for r in epochs[len(epochs) // 3:]) * 1.5 + 1))
     a2.grid(alpha=0.3)
     fig.suptitle(str(run))

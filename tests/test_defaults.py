@@ -104,6 +104,29 @@ def test_train_flags_stay_unset_so_a_config_file_wins(tmp_path):
     assert cfg.patience == field_default(TrainConfig, "patience")
 
 
+def test_every_train_flag_given_reaches_the_train_config(tmp_path):
+    """Each `hwr train` option of a TrainConfig field, when given, is in the config the run gets
+    (--select-decoder once was parsed and then dropped)."""
+    (tmp_path / "d.json").write_text('{"kind": "greedy"}')
+    given = {"--epochs": "7", "--max-minutes": "9", "--batch-size": "5", "--lr": "0.02", "--warmup-steps": "3",
+             "--restart-epochs": "2", "--keep-epochs": "2", "--seed": "4", "--patience": "6", "--threads": "1",
+             "--train-split": "tr", "--val-split": "va", "--extra-train-split": "testset_t", "--data-weight": "0.5",
+             "--alphabet-min-count": "3", "--freeze-layers": "1", "--device": "cpu", "--init-from": "x.pt",
+             "--select-decoder": str(tmp_path / "d.json")}
+    parser = build_parser()
+    args = ["train", "--data", "x.h5", "--out", "r"] + [x for kv in given.items() for x in kv]
+    cfg = _train_config(parser.parse_args(args))  # parsing adds the train options to its subparser
+    train_parser = parser._subparsers._group_actions[0].choices["train"]
+    flagged = {act.field[1] for act in train_parser._actions if getattr(act, "field", (None,))[0] is TrainConfig}
+    expected = dict(epochs=7, max_minutes=9.0, batch_size=5, lr=0.02, warmup_steps=3, restart_epochs=2.0, keep_epochs=2,
+                    seed=4, patience=6, threads=1, train_split="tr", val_split="va", extra_train_splits=["testset_t"],
+                    data_weights=[0.5], alphabet_min_count=3, freeze_layers=1, device="cpu", init_from="x.pt",
+                    select_decoder=str((tmp_path / "d.json").resolve()))
+    assert flagged == set(expected) - {"init_from"}  # a new option needs its line above (--init-from is plain)
+    for name, value in expected.items():
+        assert getattr(cfg, name) == value, name
+
+
 def test_fine_tune_command_is_personal_config_as_train_flags():
     cmd = fine_tune_command("s.h5", "base.pt", "run", PersonalConfig(epochs=4, lr=1e-3))
     assert cmd[1:4] == ["-m", "hwr.cli", "train"]

@@ -116,8 +116,8 @@ def test_upsampled_head_emits_its_frames_in_time_order():
     frames k*t .. k*t+k-1 all read what the old network read at frame t, packed (a batch) or not."""
     from hwr.model import copy_matching
     torch.manual_seed(0)
-    old = Network(ModelConfig(num_classes=7, hidden=16, layers=2, conv_stride=2)).eval()
-    new = Network(ModelConfig(num_classes=9, hidden=16, layers=2, conv_stride=2, upsample=2)).eval()
+    old = Network(ModelConfig(num_classes=7, hidden=16, layers=2, conv_stride=2, dropout=0.0)).eval()
+    new = Network(ModelConfig(num_classes=9, hidden=16, layers=2, conv_stride=2, upsample=2, dropout=0.0)).eval()
     copy_matching(old, new)
     x, lengths = torch.randn(3, 41, 4), torch.tensor([41, 30, 7])
     x[torch.arange(41)[None, :] >= lengths[:, None]] = 0  # padded as `collate` pads
@@ -131,6 +131,13 @@ def test_upsampled_head_emits_its_frames_in_time_order():
             assert torch.allclose(p_new[:, :7] / p_new[:, :7].sum(-1, keepdim=True), p_old, atol=1e-5)
         alone, _ = new(x[b:b + 1, :int(lengths[b])], lengths[b:b + 1])
         assert torch.allclose(alone[:, 0], lp_new[:2 * n, b], atol=1e-5)
+    # training mode: padded frames are zeroed by their LSTM frame count (not the doubled output count),
+    # so garbage in the padding changes nothing in a line's own frames
+    new.train()
+    noisy = x.clone()
+    noisy[torch.arange(41)[None, :] >= lengths[:, None] + 2] = 9.0  # beyond what a real frame's kernel sees
+    assert torch.allclose(new(noisy, lengths)[0][:2 * int(n_old[1]), 1], new(x, lengths)[0][:2 * int(n_old[1]), 1],
+                          atol=1e-5)
     with pytest.raises(ConfigError, match="divide conv_stride"):
         ModelConfig(conv_stride=4, upsample=3)
 
@@ -274,6 +281,8 @@ def test_best_checkpoint_can_be_chosen_by_beam_search_with_an_lm(tiny_model, tmp
     assert all("val_cer" in r and "val_cer_decoder" in r for r in rows)
     best = min(rows, key=lambda r: (r["val_cer_decoder"], r["epoch"]))
     assert st["metrics"]["epoch"] == best["epoch"] and st["metrics"]["val_cer_decoder"] == best["val_cer_decoder"]
+    assert st["best_cer"] == best["val_cer_decoder"] != best["val_cer"]  # the bar is the beam's CER, not greedy's
+    plot_run(tmp_path / "run", tmp_path / "curves.png")  # both curves drawn
     rec = Recognizer.load(tmp_path / "run" / "best.pt", device="cpu", backend="torch")
     beam = DecoderConfig.from_json(tmp_path / "decoder.json")
     s = evaluate(data, rec, split="val", decoder=beam, layout="line", progress=False)
@@ -292,7 +301,7 @@ def test_a_missing_selecting_decoder_fails_before_training(tiny_data, tmp_path):
     with pytest.raises(FileNotFoundError, match="gone.arpa"):
         train(tiny_train_config(tiny_data, 1, select_decoder=str(tmp_path / "d.json")), tmp_path / "run",
               progress=False)
-    assert not (tmp_path / "run" / "last.pt").exists()
+    assert not (tmp_path / "run" / "config.json").exists()  # refused before the run began, not after an epoch
 
 
 def test_checkpoint_round_trip_and_refusals(tmp_path):
