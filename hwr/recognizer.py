@@ -17,7 +17,6 @@ bounds the work per line.
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 import warnings
@@ -58,6 +57,13 @@ class _LineOutput(NamedTuple):
     features: Features          # for character spans
     log_probs: torch.Tensor     # (frames, classes)
     stroke_lengths: np.ndarray  # of the line ink, to map spans back to a page
+
+
+def _copy_decoded(decoded: tuple[list[Hypothesis], list[CharSpan]]) -> tuple[list[Hypothesis], list[CharSpan]]:
+    """A copy of a line's (n-best, spans) that shares nothing mutable with it: what `copy.deepcopy`
+    gives, at a tenth of its cost (it was ~1 ms of each stroke's reading in the app)."""
+    hyps, spans = decoded
+    return ([replace(h, frames=list(h.frames)) for h in hyps], [replace(c, strokes=list(c.strokes)) for c in spans])
 
 
 class LineCache:
@@ -284,7 +290,7 @@ class Recognizer:
         for i, o in enumerate(outputs):
             hit = cache.get(("dec", self._cache_id, o.digest, contexts[i], key, spans)) if cache is not None else None
             if hit is not None:
-                res[i] = copy.deepcopy(hit)  # the caller may change its result; the cache keeps its own
+                res[i] = _copy_decoded(hit)  # the caller may change its result; the cache keeps its own
             else:
                 todo.append(i)
         if todo:
@@ -297,7 +303,7 @@ class Recognizer:
                       if spans else [])
                 res[i] = (hyps[n], sp)
                 if cache is not None:
-                    cache.put(("dec", self._cache_id, o.digest, contexts[i], key, spans), copy.deepcopy(res[i]))
+                    cache.put(("dec", self._cache_id, o.digest, contexts[i], key, spans), _copy_decoded(res[i]))
         return res
 
     @property

@@ -106,6 +106,21 @@ def test_the_cache_reads_only_the_line_that_changed(rec, page, monkeypatch):
     assert calls == [1]
 
 
+def test_a_caller_changing_its_result_leaves_the_cache_alone(rec, page):
+    ink, _ = page
+    cache = LineCache()
+    first = rec.recognize(ink, cache=cache)
+    want = (first.text, [list(h.frames) for h in first.lines[0].candidates], [list(c.strokes) for c in first.char_spans])
+    for h in first.lines[0].candidates:
+        h.frames.append(-1)
+    for line in first.lines:
+        for c in line.char_spans:
+            c.strokes.append(-1)
+    again = rec.recognize(ink, cache=cache)
+    assert (again.text, [list(h.frames) for h in again.lines[0].candidates],
+            [list(c.strokes) for c in again.char_spans]) == want
+
+
 def test_bad_pages_get_a_result_or_one_line_error(rec, words):
     with pytest.raises(InkError):
         rec.recognize(Ink([]))
