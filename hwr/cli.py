@@ -521,6 +521,10 @@ def _train_options(tr: argparse.ArgumentParser) -> None:
     train_field("select_decoder", metavar="DECODER_JSON", default_text="greedy",
                 help="choose best.pt (and stop early) by this decoder's validation CER, e.g. a model's "
                      "decoder.json with its LM")
+    train_field("distill_from", metavar="CKPT", default_text="none",
+                help="also learn this model's output per frame (KL beside CTC), e.g. the shipped model as the "
+                     "teacher of a stride-4 network with --config {\"model\": {\"conv_stride\": 4, \"upsample\": 2}}")
+    train_field("distill_weight", type=float, help="weight of the teacher's term beside CTC's")
     train_field("extra_train_splits", "--extra-train-split", action="append",
                 help="also train on this split (e.g. testset_t); repeat for several")
     train_field("data_weights", "--data-weight", type=float, action="append", default_text="1 for each store",

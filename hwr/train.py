@@ -82,6 +82,11 @@ class TrainConfig:
     # of this decoder on the validation lines instead of greedy's. Run c10 read testset_v better greedy
     # and worse with beam + LM (MODEL_CARD.md): what is shipped is read with the LM, so select with it.
     select_decoder: str | None = None
+    # a checkpoint whose frame posteriors the network also learns (KL divergence per output frame,
+    # `distill_weight` times, beside CTC): a cheaper network (e.g. stride 4 with `upsample` 2, which
+    # emits the same frames as a stride-2 teacher) learns where and what the teacher emits
+    distill_from: str | None = None
+    distill_weight: float = 1.0
     threads: int | None = None
     model: dict = field(default_factory=dict)
     features: dict = field(default_factory=dict)
@@ -100,6 +105,8 @@ class TrainConfig:
             raise ConfigError("threads must be >= 1")
         if self.seed < 0 or (self.max_minutes is not None and self.max_minutes <= 0):
             raise ConfigError("seed must be >= 0 and max_minutes > 0")
+        if self.distill_weight < 0:
+            raise ConfigError("distill_weight must be >= 0")
         if any(not w > 0 for w in self.data_weights):
             raise ConfigError("every data weight must be > 0")
         if self.select_decoder is not None:
@@ -291,6 +298,7 @@ class Trainer:
         # built (its LM loaded) before the first step: a bad decoder config fails now, not after an epoch
         self.selector = (Decoder(self.alphabet, DecoderConfig.from_json(cfg.select_decoder))
                          if cfg.select_decoder else None)
+        self.teacher = self._load_teacher(cfg.distill_from) if cfg.distill_from else None
         self.state = TrainState()
         if resuming:
             self._restore(resume_state)
@@ -401,6 +409,29 @@ class Trainer:
                 p.requires_grad_(False)
         self.log(f"initialised from {path} (alphabet {len(old_alpha)} -> {len(self.alphabet)})")
 
+    def _load_teacher(self, path: str) -> Network:
+        """The network to distil from: same alphabet and features as this run, frozen, in eval mode."""
+        teacher, alphabet, fcfg, _ = checkpoint.load_model(path)
+        if alphabet.chars != self.alphabet.chars or fcfg.as_dict() != self.fcfg.as_dict():
+            raise ConfigError(f"{path}: a teacher must read the same alphabet and features as the run "
+                              f"({len(alphabet)} vs {len(self.alphabet)} characters)")
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        self.log(f"distilling from {path} ({teacher.num_parameters():,} parameters), weight {self.cfg.distill_weight}")
+        return teacher.to(self.device).eval()
+
+    def _distill_loss(self, x: torch.Tensor, lengths: torch.Tensor, log_probs: torch.Tensor,
+                      out_lengths: torch.Tensor) -> torch.Tensor:
+        """Sum over lines and frames of KL(teacher || network), on the frames both emit."""
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            t_lp, t_lengths = self.teacher(x, lengths)
+        t_lp = t_lp.float()
+        frames = min(t_lp.shape[0], log_probs.shape[0])
+        valid = torch.minimum(t_lengths, out_lengths.to(t_lengths.device)).to(log_probs.device)
+        mask = torch.arange(frames, device=log_probs.device)[:, None] < valid[None, :]  # T, B
+        kl = (t_lp[:frames].exp() * (t_lp[:frames] - log_probs[:frames].float())).sum(-1)  # T, B
+        return (kl * mask).sum()
+
     def _check_feasibility(self) -> None:
         """Report (and leave out) lines whose label cannot fit the frames the model emits."""
         lengths = torch.tensor([it.length for it in self.train_items])
@@ -478,8 +509,12 @@ class Trainer:
             log_probs, out_lengths = self.ddp(x, lengths.to(self.device, non_blocking=nb))
         loss = self.ctc(log_probs.float(), targets.to(self.device), out_lengths, target_lengths.to(self.device))
         loss = loss / len(items)
+        total = loss
+        if self.teacher is not None:
+            lengths_dev = lengths.to(self.device, non_blocking=nb)
+            total = loss + self.cfg.distill_weight * self._distill_loss(x, lengths_dev, log_probs, out_lengths) / len(items)
         self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(total).backward()
         self.scaler.unscale_(self.opt)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
         self.scaler.step(self.opt)

@@ -304,6 +304,46 @@ def test_a_missing_selecting_decoder_fails_before_training(tiny_data, tmp_path):
     assert not (tmp_path / "run" / "config.json").exists()  # refused before the run began, not after an epoch
 
 
+def _kl_to(teacher_path, student_path, data) -> float:
+    """Mean per-frame KL(teacher || student) over the validation lines of `data`."""
+    teacher = Recognizer.load(teacher_path, device="cpu", backend="torch")
+    student = Recognizer.load(student_path, device="cpu", backend="torch")
+    feats = [teacher.features(ink) for ink, _ in _val_inks(data)]
+    t_lp, t_n = teacher.log_probs(feats)
+    s_lp, s_n = student.log_probs(feats)
+    total = frames = 0.0
+    for b in range(len(feats)):
+        n = int(min(t_n[b], s_n[b]))
+        total += float((t_lp[:n, b].exp() * (t_lp[:n, b] - s_lp[:n, b])).sum())
+        frames += n
+    return total / frames
+
+
+def _val_inks(data):
+    from hwr.store import Store
+    store = Store(data)
+    return [(store.ink(int(i)), None) for i in store.indices("val")]
+
+
+@pytest.mark.slow
+def test_a_stride_4_network_learns_its_teachers_frames(tiny_model, tiny_data, tmp_path):
+    """Distillation: the same short training of a stride-4, upsample-2 network, with and without the
+    tiny stride-2 model as its teacher; with it, its frames read much closer to the teacher's."""
+    small = dict(model={"hidden": 24, "layers": 1, "conv_channels": 16, "conv_stride": 4, "upsample": 2,
+                        "dropout": 0.0})
+    train(tiny_train_config(tiny_data, 10, **small), tmp_path / "plain", progress=False)
+    train(tiny_train_config(tiny_data, 10, distill_from=str(tiny_model), distill_weight=1.0, **small),
+          tmp_path / "taught", progress=False)
+    plain = _kl_to(tiny_model, tmp_path / "plain" / "last.pt", tiny_data)
+    taught = _kl_to(tiny_model, tmp_path / "taught" / "last.pt", tiny_data)
+    assert taught < 0.5 * plain, (taught, plain)
+    # a teacher that reads other characters is refused before training
+    other = tmp_path / "other.pt"
+    checkpoint.save(other, Network(ModelConfig(num_classes=4, hidden=8, layers=1)), Alphabet("xyz"), FeatureConfig())
+    with pytest.raises(ConfigError, match="same alphabet and features"):
+        train(tiny_train_config(tiny_data, 1, distill_from=str(other), **small), tmp_path / "bad", progress=False)
+
+
 def test_checkpoint_round_trip_and_refusals(tmp_path):
     m = Network(ModelConfig(num_classes=4, hidden=8, layers=1))
     alpha = Alphabet("abc")
