@@ -242,10 +242,11 @@ def _train_config(a):
 def cmd_train(a) -> int:
     from . import train as T
     if a.resume:
-        # --lr / --patience / --restart-epochs / --keep-epochs / --select-decoder on resume deliberately change the run from here on
+        # --lr / --patience / --restart-epochs / --keep-epochs / --select-decoder / --distill-* on resume change the run from here on
         result = T.resume(a.resume, epochs=a.epochs, max_minutes=a.max_minutes, device=a.device,
                           threads=a.threads, lr=a.lr, patience=a.patience, restart_epochs=a.restart_epochs,
-                          keep_epochs=a.keep_epochs, select_decoder=a.select_decoder)
+                          keep_epochs=a.keep_epochs, select_decoder=a.select_decoder,
+                          distill_from=a.distill_from, distill_weight=a.distill_weight)
     else:
         if not a.out:
             raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")
@@ -522,8 +523,9 @@ def _train_options(tr: argparse.ArgumentParser) -> None:
                 help="choose best.pt (and stop early) by this decoder's validation CER, e.g. a model's "
                      "decoder.json with its LM")
     train_field("distill_from", metavar="CKPT", default_text="none",
-                help="also learn this model's output per frame (KL beside CTC), e.g. the shipped model as the "
-                     "teacher of a stride-4 network with --config {\"model\": {\"conv_stride\": 4, \"upsample\": 2}}")
+                help="also learn this model's output per frame (KL beside CTC; metrics.jsonl logs it as "
+                     "distill_loss), e.g. the shipped model as the teacher of a stride-4 network (a --config file "
+                     "holding {\"model\": {\"conv_stride\": 4, \"upsample\": 2}})")
     train_field("distill_weight", type=float, help="weight of the teacher's term beside CTC's")
     train_field("extra_train_splits", "--extra-train-split", action="append",
                 help="also train on this split (e.g. testset_t); repeat for several")

@@ -1,4 +1,5 @@
-"""Training: a plain CTC loop you can read top to bottom.
+"""Training: a plain CTC loop you can read top to bottom (with `distill_from`, plus a teacher's frame
+posteriors: `Trainer._distill_loss`).
 
     hwr train --data iam.h5 --out runs/base --epochs 60
     hwr train --resume runs/base --epochs 80          # continue exactly where it stopped
@@ -114,6 +115,10 @@ class TrainConfig:
                 raise ConfigError(f"select_decoder: no decoder config at {self.select_decoder} (a model's "
                                   "decoder.json, or one written by `hwr tune-lm --out`)")
             self.select_decoder = str(Path(self.select_decoder).resolve())  # a resume may run elsewhere
+        if self.distill_from is not None:
+            if not Path(self.distill_from).is_file():
+                raise ConfigError(f"distill_from: no checkpoint at {self.distill_from}")
+            self.distill_from = str(Path(self.distill_from).resolve())
         for name in ("model", "features", "augment"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"training config '{name}' must be an object of settings")
@@ -251,11 +256,13 @@ class LogWindow:
 
     def __init__(self) -> None:
         self.loss = self.norm = 0.0
+        self.distill: float | None = None
         self.steps = self.lines = self.frames = 0
         self.t = time.time()
 
-    def add(self, loss: float, norm: float, lines: int, frames: int) -> None:
+    def add(self, loss: float, norm: float, lines: int, frames: int, distill: float | None = None) -> None:
         self.loss += loss
+        self.distill = None if distill is None else (self.distill or 0.0) + distill
         self.norm += norm
         self.steps += 1
         self.lines += lines
@@ -263,8 +270,11 @@ class LogWindow:
 
     def rates(self) -> dict:
         dt = time.time() - self.t
-        return {"loss": self.loss / self.steps, "grad_norm": self.norm / self.steps,
-                "lines_per_s": self.lines / dt, "frames_per_s": self.frames / dt}
+        row = {"loss": self.loss / self.steps, "grad_norm": self.norm / self.steps,
+               "lines_per_s": self.lines / dt, "frames_per_s": self.frames / dt}
+        if self.distill is not None:  # a run with a teacher: its KL per line, beside CTC's loss
+            row["distill_loss"] = self.distill / self.steps
+        return row
 
 
 class Trainer:
@@ -298,7 +308,7 @@ class Trainer:
         # built (its LM loaded) before the first step: a bad decoder config fails now, not after an epoch
         self.selector = (Decoder(self.alphabet, DecoderConfig.from_json(cfg.select_decoder))
                          if cfg.select_decoder else None)
-        self.teacher = self._load_teacher(cfg.distill_from) if cfg.distill_from else None
+        self.teacher = self._load_teacher(cfg.distill_from) if cfg.distill_from and cfg.distill_weight else None
         self.state = TrainState()
         if resuming:
             self._restore(resume_state)
@@ -412,9 +422,18 @@ class Trainer:
     def _load_teacher(self, path: str) -> Network:
         """The network to distil from: same alphabet and features as this run, frozen, in eval mode."""
         teacher, alphabet, fcfg, _ = checkpoint.load_model(path)
-        if alphabet.chars != self.alphabet.chars or fcfg.as_dict() != self.fcfg.as_dict():
-            raise ConfigError(f"{path}: a teacher must read the same alphabet and features as the run "
-                              f"({len(alphabet)} vs {len(self.alphabet)} characters)")
+        # the run's alphabet may have grown past the teacher's (new characters are appended): the KL
+        # then covers the teacher's classes
+        if alphabet.chars != self.alphabet.chars[:len(alphabet)] or fcfg.as_dict() != self.fcfg.as_dict():
+            raise ConfigError(f"{path}: a teacher must read the same alphabet (or the start of it) and features "
+                              f"as the run ({len(alphabet)} vs {len(self.alphabet)} characters)")
+        mine, theirs = self.model.config, teacher.config
+        if (theirs.points_per_frame, theirs.conv_kernel // 2 if theirs.conv_channels else 0) != \
+                (mine.points_per_frame, mine.conv_kernel // 2 if mine.conv_channels else 0):
+            raise ConfigError(f"{path}: the teacher's output frames cover {theirs.points_per_frame} points each, "
+                              f"this network's {mine.points_per_frame} (or their padding differs): frame t would "
+                              "not mean the same ink in both; use upsample to match (e.g. stride 4, upsample 2 "
+                              "for a stride-2 teacher)")
         for p in teacher.parameters():
             p.requires_grad_(False)
         self.log(f"distilling from {path} ({teacher.num_parameters():,} parameters), weight {self.cfg.distill_weight}")
@@ -429,7 +448,8 @@ class Trainer:
         frames = min(t_lp.shape[0], log_probs.shape[0])
         valid = torch.minimum(t_lengths, out_lengths.to(t_lengths.device)).to(log_probs.device)
         mask = torch.arange(frames, device=log_probs.device)[:, None] < valid[None, :]  # T, B
-        kl = (t_lp[:frames].exp() * (t_lp[:frames] - log_probs[:frames].float())).sum(-1)  # T, B
+        classes = t_lp.shape[-1]
+        kl = (t_lp[:frames].exp() * (t_lp[:frames] - log_probs[:frames, :, :classes].float())).sum(-1)  # T, B
         return (kl * mask).sum()
 
     def _check_feasibility(self) -> None:
@@ -506,20 +526,21 @@ class Trainer:
             g["lr"] = lr_at(step, steps_per_epoch, self.cfg)
         self.ddp.train()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            log_probs, out_lengths = self.ddp(x, lengths.to(self.device, non_blocking=nb))
+            lengths_dev = lengths.to(self.device, non_blocking=nb)
+            log_probs, out_lengths = self.ddp(x, lengths_dev)
         loss = self.ctc(log_probs.float(), targets.to(self.device), out_lengths, target_lengths.to(self.device))
         loss = loss / len(items)
-        total = loss
+        total, distill = loss, None
         if self.teacher is not None:
-            lengths_dev = lengths.to(self.device, non_blocking=nb)
-            total = loss + self.cfg.distill_weight * self._distill_loss(x, lengths_dev, log_probs, out_lengths) / len(items)
+            distill = self._distill_loss(x, lengths_dev, log_probs, out_lengths) / len(items)
+            total = loss + self.cfg.distill_weight * distill
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.unscale_(self.opt)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
         self.scaler.step(self.opt)
         self.scaler.update()
-        return loss.item(), float(norm), int(lengths.sum())
+        return loss.item(), float(norm), int(lengths.sum()), None if distill is None else distill.item()
 
     def _val_batches(self, items: list[Item]) -> list:
         """Validation batches: (items, features, targets, target lengths, which lines have a label),
@@ -583,10 +604,10 @@ class Trainer:
             for bi in range(st.batch_in_epoch, len(batches)):
                 idx = batches[bi]
                 items = [self.train_items[i] for i in idx]
-                loss, norm, frames = self.train_step(items, idx, st.epoch, st.step, steps_per_epoch)
+                loss, norm, frames, distill = self.train_step(items, idx, st.epoch, st.step, steps_per_epoch)
                 st.step += 1
                 st.batch_in_epoch = bi + 1
-                window.add(loss, norm, len(items) * self.dist.world, frames * self.dist.world)
+                window.add(loss, norm, len(items) * self.dist.world, frames * self.dist.world, distill)
                 bar.update(1)
                 if st.step % cfg.log_every == 0:
                     row = {"kind": "train", "epoch": st.epoch + 1, "step": st.step, **window.rates(),

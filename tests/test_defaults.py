@@ -108,11 +108,12 @@ def test_every_train_flag_given_reaches_the_train_config(tmp_path):
     """Each `hwr train` option of a TrainConfig field, when given, is in the config the run gets
     (--select-decoder once was parsed and then dropped)."""
     (tmp_path / "d.json").write_text('{"kind": "greedy"}')
+    (tmp_path / "t.pt").write_bytes(b"")
     given = {"--epochs": "7", "--max-minutes": "9", "--batch-size": "5", "--lr": "0.02", "--warmup-steps": "3",
              "--restart-epochs": "2", "--keep-epochs": "2", "--seed": "4", "--patience": "6", "--threads": "1",
              "--train-split": "tr", "--val-split": "va", "--extra-train-split": "testset_t", "--data-weight": "0.5",
              "--alphabet-min-count": "3", "--freeze-layers": "1", "--device": "cpu", "--init-from": "x.pt",
-             "--select-decoder": str(tmp_path / "d.json"), "--distill-from": "t.pt", "--distill-weight": "0.5"}
+             "--select-decoder": str(tmp_path / "d.json"), "--distill-from": str(tmp_path / "t.pt"), "--distill-weight": "0.5"}
     parser = build_parser()
     args = ["train", "--data", "x.h5", "--out", "r"] + [x for kv in given.items() for x in kv]
     cfg = _train_config(parser.parse_args(args))  # parsing adds the train options to its subparser
@@ -121,7 +122,7 @@ def test_every_train_flag_given_reaches_the_train_config(tmp_path):
     expected = dict(epochs=7, max_minutes=9.0, batch_size=5, lr=0.02, warmup_steps=3, restart_epochs=2.0, keep_epochs=2,
                     seed=4, patience=6, threads=1, train_split="tr", val_split="va", extra_train_splits=["testset_t"],
                     data_weights=[0.5], alphabet_min_count=3, freeze_layers=1, device="cpu", init_from="x.pt",
-                    select_decoder=str((tmp_path / "d.json").resolve()), distill_from="t.pt", distill_weight=0.5)
+                    select_decoder=str((tmp_path / "d.json").resolve()), distill_from=str((tmp_path / "t.pt").resolve()), distill_weight=0.5)
     assert flagged == set(expected) - {"init_from"}  # a new option needs its line above (--init-from is plain)
     for name, value in expected.items():
         assert getattr(cfg, name) == value, name

@@ -308,7 +308,7 @@ def _kl_to(teacher_path, student_path, data) -> float:
     """Mean per-frame KL(teacher || student) over the validation lines of `data`."""
     teacher = Recognizer.load(teacher_path, device="cpu", backend="torch")
     student = Recognizer.load(student_path, device="cpu", backend="torch")
-    feats = [teacher.features(ink) for ink, _ in _val_inks(data)]
+    feats = [teacher.features(ink) for ink in _val_inks(data)]
     t_lp, t_n = teacher.log_probs(feats)
     s_lp, s_n = student.log_probs(feats)
     total = frames = 0.0
@@ -322,7 +322,7 @@ def _kl_to(teacher_path, student_path, data) -> float:
 def _val_inks(data):
     from hwr.store import Store
     store = Store(data)
-    return [(store.ink(int(i)), None) for i in store.indices("val")]
+    return [store.ink(int(i)) for i in store.indices("val")]
 
 
 @pytest.mark.slow
@@ -337,11 +337,22 @@ def test_a_stride_4_network_learns_its_teachers_frames(tiny_model, tiny_data, tm
     plain = _kl_to(tiny_model, tmp_path / "plain" / "last.pt", tiny_data)
     taught = _kl_to(tiny_model, tmp_path / "taught" / "last.pt", tiny_data)
     assert taught < 0.5 * plain, (taught, plain)
-    # a teacher that reads other characters is refused before training
+    rows = [r for r in read_metrics(tmp_path / "taught" / "metrics.jsonl") if r["kind"] == "train"]
+    assert rows and all(r["distill_loss"] > 0 for r in rows)  # logged beside CTC's loss
+    # the weight is used: at 0 the run is the plain one, weight for weight
+    train(tiny_train_config(tiny_data, 1, distill_from=str(tiny_model), distill_weight=0.0, **small),
+          tmp_path / "zero", progress=False)
+    train(tiny_train_config(tiny_data, 1, **small), tmp_path / "plain1", progress=False)
+    a, b = (checkpoint.load_state(tmp_path / run / "last.pt")["model"] for run in ("zero", "plain1"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # refused before training: a teacher reading other characters, or frames that mean other ink
     other = tmp_path / "other.pt"
     checkpoint.save(other, Network(ModelConfig(num_classes=4, hidden=8, layers=1)), Alphabet("xyz"), FeatureConfig())
-    with pytest.raises(ConfigError, match="same alphabet and features"):
-        train(tiny_train_config(tiny_data, 1, distill_from=str(other), **small), tmp_path / "bad", progress=False)
+    unmatched = {"model": {**small["model"], "upsample": 1}}
+    for teacher, over, match in ((other, small, "same alphabet"), (tiny_model, unmatched, "cover 2 points each")):
+        with pytest.raises(ConfigError, match=match):
+            train(tiny_train_config(tiny_data, 1, distill_from=str(teacher), **over), tmp_path / "bad", progress=False)
+        assert not (tmp_path / "bad" / "config.json").exists()
 
 
 def test_checkpoint_round_trip_and_refusals(tmp_path):
