@@ -457,11 +457,12 @@ def test_ddp_two_cpu_processes_agree(tiny_data, tmp_path):
 def test_logged_loss_is_the_mean_over_the_steps_in_its_window(tiny_data, tmp_path, monkeypatch):
     """Windows cut short by an epoch boundary are averaged over their own steps (not log_every)."""
     from hwr import train as T
-    monkeypatch.setattr(T.Trainer, "train_step", lambda self, items, *a: (1.0, 2.0, 10))
+    monkeypatch.setattr(T.Trainer, "train_step", lambda self, items, *a: (1.0, 2.0, 10, None))  # no teacher
     cfg = tiny_train_config(tiny_data, 3, log_every=10)  # 200 lines / 16 = 13 steps an epoch: windows of 3-10 steps
     train(cfg, tmp_path / "run", progress=False)
     rows = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"]
     assert len(rows) >= 3 and all(r["loss"] == 1.0 and r["grad_norm"] == 2.0 for r in rows)
+    assert not any("distill_loss" in r for r in rows)  # only a run with a teacher logs one
 
 
 def test_pointer_like_augmentation_gives_screen_pixels():
