@@ -63,7 +63,7 @@ def model_report(model: str | None) -> tuple[dict, object | None]:
     out.update(path=rec.info["path"], size_bytes=Path(rec.info["path"]).stat().st_size,
                lm_size_bytes=Path(lm).stat().st_size if lm and Path(lm).is_file() else None)
     return {**out, "ok": True, "parameters": rec.info["parameters"], "characters": len(rec.alphabet),
-            "backend": rec.info["backend"]}, rec
+            "backend": rec.info["backend"], "lstm_int8": rec.model.config.lstm_int8}, rec
 
 
 def decoder_report(rec) -> dict:
@@ -108,7 +108,8 @@ def format_report(r: dict) -> str:
     size = f"{m['size_bytes'] / 1e6:.1f} MB" if m.get("size_bytes") else "?"
     if m.get("lm_size_bytes"):
         size += f" + LM {m['lm_size_bytes'] / 1e6:.1f} MB"
-    lines.append(f"model: {m.get('path', '?')} ({size}" + (f", {m['parameters']:,} parameters), network on {m['backend']}" if m["ok"]
+    lines.append(f"model: {m.get('path', '?')} ({size}" + (f", {m['parameters']:,} parameters), network on {m['backend']}"
+                                                           + (" with int8 LSTMs" if m.get("lstm_int8") else "") if m["ok"]
                                                            else f"): {_mark(m)}"))
     d = r["decoder"]
     if d:

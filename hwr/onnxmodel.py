@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -87,8 +88,20 @@ def graph_for(checkpoint: str | os.PathLike) -> Path:
 
 
 def export_onnx(model: Network, path: str | os.PathLike) -> Path:
-    """Write `model` as an ONNX graph at `path` (all-or-nothing)."""
+    """Write `model` as an ONNX graph at `path` (all-or-nothing). A network trained for int8 LSTMs
+    (`ModelConfig.lstm_int8`) is written with them quantized (`hwr.quant`): the graph runs what
+    the network was trained and validated with."""
     net = copy.deepcopy(model).cpu().eval()
+    if net.config.lstm_int8:
+        from .quant import quantize_graph, round_lstm_weights_
+        round_lstm_weights_(net.rnn)
+        net.round_lstm = False  # the weights are on the grid: plain initializers for the quantizer
+        with tempfile.TemporaryDirectory() as d:
+            return quantize_graph(_export_float(net, Path(d) / "float.onnx"), path)
+    return _export_float(net, path)
+
+
+def _export_float(net: Network, path: str | os.PathLike) -> Path:
     x = torch.zeros(2, 64, net.config.input_size)
     lengths = torch.tensor([64, 40])
     with atomic_path(path) as tmp:
