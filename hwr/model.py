@@ -12,6 +12,8 @@ bidirectional RNN reads the padding on its backward pass, though, so a padded li
 would depend on the longest line beside it. Inference (eval mode) therefore packs: each
 line's backward pass starts at its own last frame, exactly as if it were alone (the ONNX
 export keeps this through the LSTM's `sequence_lens`). `output_lengths` says which frames are real.
+A network with int8 LSTMs (`lstm_int8`) reads each line alone instead (its inputs are quantized
+with the range of the whole input): the same result, whatever the batch.
 """
 
 from __future__ import annotations
@@ -143,6 +145,12 @@ class Network(nn.Module):
             y, _ = self._rnn(x * mask[..., None].to(x.dtype))  # T', B, 2H
         elif x.shape[1] == 1:
             y, _ = self._rnn(x)  # one line alone has no padding to hide
+        elif self.round_lstm:
+            # int8 reads each input with the range of the whole input, as onnxruntime does: one
+            # line at a time, so a line's result never depends on the lines beside it
+            y = x.new_zeros(x.shape[0], x.shape[1], 2 * self.config.hidden)
+            for b, n in enumerate(rnn_lengths.tolist()):
+                y[:n, b:b + 1] = self._rnn(x[:n, b:b + 1])[0]
         else:
             packed = nn.utils.rnn.pack_padded_sequence(x, rnn_lengths.cpu(), enforce_sorted=False)
             y, _ = nn.utils.rnn.pad_packed_sequence(self._rnn(packed)[0], total_length=x.shape[0])  # T', B, 2H

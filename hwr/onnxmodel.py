@@ -1,4 +1,6 @@
 """The network as ONNX: export it for other runtimes, and run it with onnxruntime.
+(A network with int8 LSTMs, `ModelConfig.lstm_int8`, is written with onnxruntime's own
+`com.microsoft` DynamicQuantizeLSTM: that graph runs on onnxruntime only.)
 
 Only the network is in the graph. Features (`hwr.features`) and CTC decoding (`hwr.decode`)
 stay outside, as users of other recognizers ask: they can swap the decoder, and the graph
@@ -78,12 +80,17 @@ def graph_for(checkpoint: str | os.PathLike) -> Path:
         return beside
     # named by the weights and by what wrote the graph (hwr, torch, opset): a newer exporter or a
     # changed forward pass gets a fresh graph, never an old one
+    from .checkpoint import load_model
+    model = load_model(checkpoint)[0]
     tag = f"hwr{__version__}-torch{torch.__version__.split('+')[0]}-opset{OPSET}"
+    if model.config.lstm_int8:  # quantized by onnxruntime's quantizer, with hwr.quant's recipe
+        import onnxruntime
+        from .quant import RECIPE
+        tag += f"-ort{onnxruntime.__version__}-{RECIPE}"
     path = cache_dir() / "onnx" / f"{checkpoint_digest(checkpoint)}-{tag}.onnx"
     if not path.is_file():
-        from .checkpoint import load_model
         path.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(load_model(checkpoint)[0], path)
+        export_onnx(model, path)
     return path
 
 
@@ -149,9 +156,30 @@ class OnnxNetwork:
         return ort.InferenceSession(self.path, opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.detach().cpu().numpy().astype(np.float32)
+        lengths = lengths.detach().cpu().numpy().astype(np.int64)
+        if x.shape[0] > 1 and self.config.lstm_int8:
+            return self._line_by_line(x, lengths)
         session = self._single if x.shape[0] == 1 else self._batch
-        lp, frames = session.run(None, {"features": x.detach().cpu().numpy().astype(np.float32),
-                                        "lengths": lengths.detach().cpu().numpy().astype(np.int64)})
+        lp, frames = session.run(None, {"features": x, "lengths": lengths})
+        return torch.from_numpy(lp), torch.from_numpy(frames)
+
+    def _line_by_line(self, x: np.ndarray, lengths: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of an int8 graph, each line alone on a one-thread session, `threads` lines at a
+        time. onnxruntime quantizes an LSTM's input with the range of all of it, padding included,
+        so a batched line would read differently beside different lines; and int8 gains little
+        from batching (BENCHMARKS.md: one line at a time on each core was as fast)."""
+        if getattr(self, "_pool", None) is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="hwr-onnx")
+        runs = list(self._pool.map(
+            lambda b: self._single.run(None, {"features": x[b:b + 1, :lengths[b]], "lengths": lengths[b:b + 1]}),
+            range(len(lengths))))
+        frames = np.concatenate([f for _, f in runs])
+        width = runs[0][0].shape[-1]
+        lp = np.full((int(frames.max()), len(runs), width), -np.log(width), dtype=np.float32)  # padding: uniform
+        for b, (one, _) in enumerate(runs):
+            lp[:one.shape[0], b] = one[:, 0]
         return torch.from_numpy(lp), torch.from_numpy(frames)
 
     def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:

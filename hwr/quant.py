@@ -25,6 +25,8 @@ from torch import nn
 from .fileutil import atomic_path
 
 QMAX = 127  # symmetric int8: onnxruntime uses [-127, 127] for signed weights
+# names what quantize_graph does, in cached graphs' names: change it when the recipe changes
+RECIPE = "q8lstm1"
 
 
 def int8_grid(w: torch.Tensor) -> torch.Tensor:
@@ -59,19 +61,22 @@ def run_rounded(rnn: nn.LSTM, x):
     """`rnn(x)` as the int8 graph computes it, as far as PyTorch's fused LSTM lets us see: the
     matrices on the int8 grid and each layer's input sequence quantized to uint8 as onnxruntime
     does (the hidden state it also quantizes, at every step, stays inside the fused kernel).
-    The layers run one at a time for that; gradients flow to the float weights."""
+    The layers run one at a time for that; gradients flow to the float weights.
+
+    The input's range is the whole tensor's, as onnxruntime takes it over its whole input: run
+    lines one at a time where a line's result must not depend on its batch (`Network.forward`)."""
     names = set(lstm_weight_names(rnn))
+    suffixes = ("", "_reverse") if rnn.bidirectional else ("",)
     for k in range(rnn.num_layers):
-        if k and rnn.training and rnn.dropout:
+        if k and rnn.training and rnn.dropout:  # as nn.LSTM: between layers, not after the last
             x = _map(x, lambda t: nn.functional.dropout(t, rnn.dropout, True))
         params = {}
-        for suffix in ("", "_reverse"):
+        for suffix in suffixes:
             for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 name = f"{kind}_l{k}{suffix}"
                 p = getattr(rnn, name)
                 params[f"{kind}_l0{suffix}"] = fake_int8(p) if name in names else p
-        x = _map(x, fake_uint8)
-        x, _ = torch.func.functional_call(_single_layer(rnn, k), params, (x,))
+        x, _ = torch.func.functional_call(_layer(rnn, k), params, (_map(x, fake_uint8),))
     return x, None
 
 
@@ -81,13 +86,14 @@ def _map(x, fn):
     return fn(x)
 
 
-def _single_layer(rnn: nn.LSTM, k: int) -> nn.LSTM:
-    """A one-layer LSTM shaped like `rnn`'s layer k, to run that layer's weights (built once)."""
-    templates = rnn.__dict__.setdefault("_hwr_single", {})  # not submodules: nothing of theirs is saved
+def _layer(rnn: nn.LSTM, k: int) -> nn.LSTM:
+    """A one-layer LSTM shaped like `rnn`'s layer k, to run that layer's weights through
+    `functional_call`. Built for every call on the meta device: it holds no memory, draws nothing
+    from the random generator (a resumed run's dropout stays exact) and, not being shared, no
+    other thread can swap its weights mid-call (one Recognizer serves many)."""
     inputs = rnn.input_size if k == 0 else rnn.hidden_size * (2 if rnn.bidirectional else 1)
-    if inputs not in templates:
-        templates[inputs] = nn.LSTM(inputs, rnn.hidden_size, bidirectional=rnn.bidirectional)
-    return templates[inputs]
+    layer = nn.LSTM(inputs, rnn.hidden_size, bidirectional=rnn.bidirectional, device="meta")
+    return layer.train(rnn.training)
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ from hwr.features import FeatureConfig
 from hwr.ink import Ink
 from hwr.model import ModelConfig, Network
 from hwr.onnxmodel import export_onnx
-from hwr.quant import fake_int8, fake_uint8, int8_grid, lstm_weight_names
+from hwr.quant import fake_int8, fake_uint8, int8_grid, lstm_weight_names, round_lstm_weights_
 from hwr.recognizer import DEFAULT_MODEL, Recognizer
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden.jsonl"
@@ -36,14 +36,34 @@ def test_the_grid_is_onnxruntimes_symmetric_int8():
 
 
 def test_rounding_passes_the_gradient_straight_through():
+    torch.manual_seed(0)
     w = torch.randn(8, 4, requires_grad=True)
     (fake_int8(w) * torch.arange(4.0)).sum().backward()
     assert torch.equal(w.grad, torch.arange(4.0).expand(8, 4))
-    x = torch.randn(5, 3, requires_grad=True)
+    x = torch.tensor([[0.3, 1.7, 2.9], [0.05, 0.8, 2.2]], requires_grad=True)  # all positive: 0 is kept
     y = fake_uint8(x)
-    assert y.unique().numel() <= 256 and (y - x).abs().max() <= (x.max() - x.min()) / 255 / 2 + 1e-5
+    step = 2.9 / 255  # the range runs from 0 (always representable) to the largest value
+    assert torch.allclose(y / step, (y / step).round(), atol=1e-3) and (y - x).abs().max() <= step / 2 + 1e-6
     y.sum().backward()
-    assert torch.equal(x.grad, torch.ones(5, 3))
+    assert torch.equal(x.grad, torch.ones(2, 3))
+
+
+def test_layer_by_layer_is_the_lstm_when_nothing_is_rounded(monkeypatch):
+    """run_rounded's plumbing (one layer at a time, both directions, packed or padded) is nn.LSTM's."""
+    from hwr import quant
+    monkeypatch.setattr(quant, "fake_int8", lambda t: t)
+    monkeypatch.setattr(quant, "fake_uint8", lambda t: t)
+    torch.manual_seed(0)
+    rnn = torch.nn.LSTM(4, 8, num_layers=3, bidirectional=True).eval()
+    x = torch.randn(20, 3, 4)
+    assert torch.allclose(quant.run_rounded(rnn, x)[0], rnn(x)[0], atol=1e-6)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor([20, 13, 5]), enforce_sorted=False)
+    a = torch.nn.utils.rnn.pad_packed_sequence(quant.run_rounded(rnn, packed)[0])[0]
+    b = torch.nn.utils.rnn.pad_packed_sequence(rnn(packed)[0])[0]
+    assert torch.allclose(a, b, atol=1e-6)
+    state = torch.get_rng_state()
+    quant.run_rounded(rnn.train(), x)
+    assert torch.equal(state, torch.get_rng_state())  # with no dropout nothing is drawn: resumes stay exact
 
 
 def small(int8: bool) -> Network:
@@ -54,18 +74,34 @@ def small(int8: bool) -> Network:
 
 def test_a_network_for_int8_trains_its_float_weights():
     net = small(True).train()
+    net.dropout.p = net.rnn.dropout = 0.0  # deterministic, to compare forward passes
     x, lengths = torch.randn(3, 40, 4), torch.tensor([40, 31, 12])
     lp, n = net(x, lengths)
     assert torch.isfinite(lp).all() and lp.shape[1] == 3
     lp[:, 0].sum().backward()
     for name in lstm_weight_names(net.rnn):  # every layer and direction learns
         assert getattr(net.rnn, name).grad.abs().sum() > 0, name
-    with torch.no_grad():  # in eval mode it reads differently from the same weights in float
-        net.eval()
-        rounded = net(x, lengths)[0]
+    with torch.no_grad():
         net.round_lstm = False
         plain = net(x, lengths)[0]
-    assert not torch.equal(rounded, plain) and (rounded - plain).abs().max() < 0.5
+        round_lstm_weights_(net.rnn)  # the same weights on the grid, read as float
+        on_grid = net(x, lengths)[0]
+        net.round_lstm = True
+        again = net(x, lengths)[0]
+    assert not torch.allclose(lp, plain, atol=1e-4)  # training reads rounded weights and inputs ...
+    assert torch.equal(lp, again)                    # ... exactly these
+    assert torch.allclose(on_grid, again, atol=0.05) and not torch.allclose(on_grid, again, atol=1e-6)
+
+
+def test_an_int8_line_reads_the_same_in_any_batch():
+    net = small(True).eval()
+    x, lengths = torch.randn(3, 40, 4), torch.tensor([40, 31, 12])
+    x[1, 31:] = x[2, 12:] = 0  # padded as batches are
+    with torch.no_grad():
+        together = net(x, lengths)[0]
+        for b in range(3):
+            alone = net(x[b:b + 1, :int(lengths[b])], lengths[b:b + 1])[0]
+            assert torch.allclose(alone[:, 0], together[:alone.shape[0], b], atol=1e-5)  # float noise only
 
 
 def test_int8_is_stored_only_when_used_and_gru_is_refused(tmp_path):
@@ -91,6 +127,16 @@ def test_the_exported_graph_has_int8_lstms_and_reads_like_pytorch(tmp_path):
     graph = onnx.load(str(tmp_path / "model.onnx"))
     ops = {n.op_type for n in graph.graph.node}
     assert "DynamicQuantizeLSTM" in ops and "LSTM" not in ops
+    # onnxruntime's scales are the ones training rounded to: one per matrix and direction
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in graph.graph.initializer}
+    lstms = [n for n in graph.graph.node if n.op_type == "DynamicQuantizeLSTM"]
+    assert len(lstms) == 3
+    rnn = torch_rec.model.rnn
+    for k, node in enumerate(lstms):  # inputs 8 and 10: the W and R scales
+        for scale_name, kind in ((node.input[8], "weight_ih"), (node.input[10], "weight_hh")):
+            want = [getattr(rnn, f"{kind}_l{k}{s}").abs().max().item() / 127 for s in ("", "_reverse")]
+            assert inits[scale_name].shape == (2,)
+            assert torch.allclose(torch.tensor(inits[scale_name]), torch.tensor(want), rtol=1e-5)
     assert (tmp_path / "model.onnx").stat().st_size < 0.4 * (DEFAULT_MODEL / "model.pt").stat().st_size
 
     onnx_rec = Recognizer.load(tmp_path / "model.pt", backend="onnx")
