@@ -21,15 +21,27 @@ def golden_inks() -> list[Ink]:
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    return Recognizer.load(device="cpu", backend="torch")
+def float_checkpoint(tmp_path_factory):
+    """The shipped weights as a float network: the shipped model runs its LSTMs in int8
+    (tests/test_quant.py compares that graph with PyTorch); here the float export path, which every
+    model without `lstm_int8` takes, is held to PyTorch exactly."""
+    state = torch.load(DEFAULT_MODEL / "model.pt", weights_only=False)
+    state["model_config"].pop("lstm_int8", None)
+    path = tmp_path_factory.mktemp("float") / "model.pt"
+    torch.save(state, path)
+    return path
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """The shipped model exported through the CLI, as a user would."""
+def shipped(float_checkpoint):
+    return Recognizer.load(float_checkpoint, device="cpu", backend="torch")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, float_checkpoint):
+    """The float network exported through the CLI, as a user would."""
     out = tmp_path_factory.mktemp("onnx") / "model"
-    r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "export", str(DEFAULT_MODEL / "model.pt"),
+    r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "export", str(float_checkpoint),
                         "--out", str(out), "--decoder-config", str(DEFAULT_MODEL / "decoder.json"),
                         "--lm", str(DEFAULT_MODEL / "bsil6.arpa.gz"), "--onnx"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -103,9 +115,11 @@ def test_shipped_model_runs_on_onnxruntime_by_default():
     assert Recognizer.load(backend="torch").info["backend"] == "torch"
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", "onnx", "torch-int8", "onnx-int8"])
 def test_a_result_does_not_depend_on_its_batch(shipped, exported, backend):
-    rec = shipped if backend == "torch" else Recognizer.load(exported, backend="onnx")
+    rec = {"torch": lambda: shipped, "onnx": lambda: Recognizer.load(exported, backend="onnx"),
+           "torch-int8": lambda: Recognizer.load(backend="torch"),  # the shipped model: int8 LSTMs
+           "onnx-int8": lambda: Recognizer.load(backend="onnx")}[backend]()
     inks = golden_inks()
     short = min(inks, key=lambda k: k.num_points)
     long = max(inks, key=lambda k: k.num_points)
