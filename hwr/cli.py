@@ -14,7 +14,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from . import __version__
-from .errors import HwrError
+from .errors import ConfigError, HwrError
 from .fileutil import write_atomic
 
 
@@ -311,7 +311,10 @@ def cmd_evaluate(a) -> int:
 def cmd_tune_lm(a) -> int:
     from .evaluate import tune_lm
     rec = _recognizer(a)
-    res = tune_lm(a.data, rec, a.lm, split=a.split, beam_size=a.beam_size, limit=a.limit, weights=a.weights,
+    lm = rec.decoder_config.lm  # --lm, else the model's own (its decoder.json)
+    if not lm:
+        raise ConfigError("tune-lm tunes a language model's weight and the model has none: give --lm LM.arpa")
+    res = tune_lm(a.data, rec, lm, split=a.split, beam_size=a.beam_size, limit=a.limit, weights=a.weights,
                   bonuses=a.bonuses, batch_size=a.batch_size)
     print(json.dumps(res["best"]))
     if a.out:

@@ -1,6 +1,7 @@
 """evaluate / transcribe / lm build / data info+show / plot through the CLI and their functions."""
 
 import json
+import shutil
 from pathlib import Path
 import subprocess
 import sys
@@ -72,6 +73,16 @@ def test_tune_lm_refuses_the_test_split_and_writes_decoder_json(tiny_model, tiny
         "--bonuses", "0", "--limit", "10", "--out", tmp_path / "decoder.json")
     d = json.loads((tmp_path / "decoder.json").read_text())
     assert d["kind"] == "beam" and d["lm_weight"] in (0.2, 0.5)
+    # a model folder whose decoder.json names its LM: tune-lm tunes that LM without --lm
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    shutil.copy(tiny_model, folder / "model.pt")
+    (folder / "decoder.json").write_text(json.dumps({**d, "lm": str(lm)}))
+    r = hwr("tune-lm", "--data", tiny_data, "--split", "val", "--model", folder, "--weights", "0.2",
+            "--bonuses", "0", "--limit", "10", "--out", tmp_path / "again.json")
+    assert json.loads((tmp_path / "again.json").read_text())["lm"] == str(lm)
+    r = hwr("tune-lm", "--data", tiny_data, "--split", "val", "--model", tiny_model, check=False)
+    assert r.returncode == 2 and "give --lm" in r.stderr  # no LM to tune: said, not a grid of equal rows
     s = json.loads(hwr("evaluate", "--data", tiny_data, "--split", "val", "--model", tiny_model, "--json",
                        "--decoder", "beam", "--lm", lm, "--beam-size", "8").stdout)
     assert s["decoder"]["lm"] == str(lm) and s["cer"] < 0.1
