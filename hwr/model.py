@@ -40,7 +40,7 @@ class ModelConfig:
     layers: int = 3
     dropout: float = 0.25
     rnn: str = "lstm"          # or "gru"
-    # the LSTM matrices are trained on and run with onnxruntime's int8 grid (`hwr.quant`): ~2.5x
+    # the LSTM matrices are trained on and run with onnxruntime's int8 grid (`hwr.quant`): the network ~2.5x
     # faster per line on a VNNI CPU without the accuracy a float-trained network loses to rounding
     lstm_int8: bool = False
 

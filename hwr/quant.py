@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -67,6 +68,12 @@ def run_rounded(rnn: nn.LSTM, x):
     lines one at a time where a line's result must not depend on its batch (`Network.forward`)."""
     names = set(lstm_weight_names(rnn))
     suffixes = ("", "_reverse") if rnn.bidirectional else ("",)
+    device = rnn.weight_ih_l0.device.type
+    with torch.autocast(device, enabled=False):  # fp16/bf16 would move values off the grids being simulated
+        return _run_layers(rnn, _map(x, lambda t: t.float()), names, suffixes)
+
+
+def _run_layers(rnn: nn.LSTM, x, names: set[str], suffixes: tuple[str, ...]):
     for k in range(rnn.num_layers):
         if k and rnn.training and rnn.dropout:  # as nn.LSTM: between layers, not after the last
             x = _map(x, lambda t: nn.functional.dropout(t, rnn.dropout, True))
@@ -105,6 +112,9 @@ def round_lstm_weights_(rnn: nn.Module) -> None:
             p.copy_(int8_grid(p))
 
 
+_QUANTIZING = threading.Lock()  # the quantizer's chatter is silenced through the root logger: one at a time
+
+
 def quantize_graph(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Write `src`'s graph with int8 LSTMs at `dst` (all-or-nothing); the rest stays float."""
     try:
@@ -115,8 +125,8 @@ def quantize_graph(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
         raise BackendError(f"int8 LSTMs need onnxruntime's quantizer and the onnx package ({e}): "
                            "pip install onnx onnxruntime") from None
     root = logging.getLogger()
-    level = root.level
-    with atomic_path(dst) as tmp, warnings.catch_warnings():
+    with _QUANTIZING, atomic_path(dst) as tmp, warnings.catch_warnings():
+        level = root.level
         warnings.simplefilter("ignore")
         root.setLevel(logging.ERROR)  # its advice to pre-process the graph is for convolutions, not LSTMs
         try:

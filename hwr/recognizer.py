@@ -141,8 +141,9 @@ class Recognizer:
         model, alphabet, fcfg, state = checkpoint.load_model(path)
         if decoder is None and (path.parent / "decoder.json").exists():
             decoder = DecoderConfig.from_json(path.parent / "decoder.json")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() and backend != "onnx" else "cpu"
+        if device == "auto":  # a network with int8 LSTMs runs as its int8 graph, on the CPU
+            gpu = torch.cuda.is_available() and backend != "onnx" and not (model.config.lstm_int8 and backend == "auto")
+            device = "cuda" if gpu else "cpu"
         graph = None
         if backend != "torch" and device == "cpu" and _has_onnxruntime():
             from .onnxmodel import graph_for

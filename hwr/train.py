@@ -562,7 +562,7 @@ class Trainer:
         """(greedy CER, mean CTC loss, CER of `select_decoder` or None) on this rank's share of the
         validation lines, summed over ranks.
 
-        The network runs through `Recognizer.log_probs`, as in `hwr evaluate`: packed batches and,
+        The network runs through `Recognizer.log_probs`, as in `hwr evaluate`: packed batches (int8 LSTMs: each line alone) and,
         on a GPU, the inference precision (not the training autocast dtype), so that best.pt's CER
         is the CER `hwr evaluate` measures on it on that device with the same decoder. Lines with
         characters outside the alphabet count in the CER only (the loss needs a label)."""

@@ -118,7 +118,7 @@ def test_shipped_model_runs_on_onnxruntime_by_default():
 @pytest.mark.parametrize("backend", ["torch", "onnx", "torch-int8", "onnx-int8"])
 def test_a_result_does_not_depend_on_its_batch(shipped, exported, backend):
     rec = {"torch": lambda: shipped, "onnx": lambda: Recognizer.load(exported, backend="onnx"),
-           "torch-int8": lambda: Recognizer.load(backend="torch"),  # the shipped model: int8 LSTMs
+           "torch-int8": lambda: Recognizer.load(device="cpu", backend="torch"),  # the shipped model: int8 LSTMs
            "onnx-int8": lambda: Recognizer.load(backend="onnx")}[backend]()
     inks = golden_inks()
     short = min(inks, key=lambda k: k.num_points)
