@@ -67,12 +67,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwr"
 
 
-def graph_for(checkpoint: str | os.PathLike) -> Path:
+def graph_for(checkpoint: str | os.PathLike, model: Network | None = None) -> Path:
     """An ONNX graph of exactly this checkpoint: the stamped one beside it, else one exported once
     (about a second) into the cache, named by the checkpoint's digest so it can never be stale.
 
     Exporting on first use keeps the shipped model folder small (one copy of the weights) while
-    every model, personal ones included, gets the faster runtime.
+    every model, personal ones included, gets the faster runtime. `model`: the checkpoint's
+    network when the caller has loaded it already (it is read, not loaded again).
     """
     checkpoint = Path(checkpoint)
     beside = checkpoint.with_suffix(".onnx")
@@ -80,8 +81,9 @@ def graph_for(checkpoint: str | os.PathLike) -> Path:
         return beside
     # named by the weights and by what wrote the graph (hwr, torch, opset): a newer exporter or a
     # changed forward pass gets a fresh graph, never an old one
-    from .checkpoint import load_model
-    model = load_model(checkpoint)[0]
+    if model is None:
+        from .checkpoint import load_model
+        model = load_model(checkpoint)[0]
     tag = f"hwr{__version__}-torch{torch.__version__.split('+')[0]}-opset{OPSET}"
     if model.config.lstm_int8:  # quantized by onnxruntime's quantizer, with hwr.quant's recipe
         import onnxruntime
@@ -145,7 +147,9 @@ class OnnxNetwork:
         self.path = str(path)
         self.threads = threads or torch.get_num_threads()
         self._single = self._session(1)
-        self._batch = self._single if self.threads == 1 else self._session(self.threads)
+        # an int8 graph reads every line alone on the one-thread session (`_line_by_line`)
+        batched = self.threads > 1 and not config.lstm_int8
+        self._batch = self._session(self.threads) if batched else self._single
 
     def _session(self, threads: int):
         import onnxruntime as ort

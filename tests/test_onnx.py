@@ -100,6 +100,28 @@ def test_a_graph_of_exactly_this_checkpoint_is_used(tmp_path, exported, monkeypa
     assert graph != str(model / "model.onnx") and graph.startswith(str(tmp_path / "cache"))
 
 
+def test_loading_reads_the_checkpoint_once_and_builds_only_the_sessions_it_uses(tmp_path, monkeypatch,
+                                                                              float_checkpoint):
+    """The cache name needs the network's config: it is read from the network the loader already
+    has. An int8 graph reads every line on its one-thread session, so no batch session is built."""
+    import shutil
+    from hwr import checkpoint
+    monkeypatch.setenv("HWR_CACHE_DIR", str(tmp_path / "cache"))
+    loads = []
+    real = checkpoint.load_model
+    monkeypatch.setattr(checkpoint, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
+    shutil.copy(DEFAULT_MODEL / "model.pt", tmp_path / "model.pt")  # int8 LSTMs, no graph cached yet
+    for _ in range(2):  # exported into the cache, then found there
+        loads.clear()
+        rec = Recognizer.load(tmp_path, device="cpu")
+        assert rec.info["backend"] == "onnx" and len(loads) == 1
+    net = rec.model
+    assert net.config.lstm_int8 and net.threads > 1 and net._batch is net._single
+    from hwr.onnxmodel import OnnxNetwork, graph_for
+    float_net = OnnxNetwork(graph_for(float_checkpoint), checkpoint.load_model(float_checkpoint)[0].config, threads=2)
+    assert float_net._batch is not float_net._single
+
+
 def test_a_read_only_cache_falls_back_to_pytorch(tmp_path, monkeypatch):
     import shutil
     cache = tmp_path / "cache"
