@@ -377,9 +377,12 @@ def cmd_model_export(a) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     export_model(a.checkpoint, out / "model.pt")
-    if a.onnx:
+    if a.onnx or a.onnx_float:
         from .onnxmodel import export_checkpoint
-        export_checkpoint(out / "model.pt", out / "model.onnx")
+        if a.onnx:
+            export_checkpoint(out / "model.pt", out / "model.onnx")
+        if a.onnx_float:
+            export_checkpoint(out / "model.pt", out / "model-float.onnx", float_lstm=True)
     # the decoder settings: given, else the ones beside the checkpoint (a tuned model folder keeps its
     # tuning, also when exported onto itself), else the defaults
     beside = Path(a.checkpoint).parent / "decoder.json"
@@ -668,6 +671,10 @@ def build_parser() -> argparse.ArgumentParser:
     mx.add_argument("--onnx", action="store_true",
                     help="also write model.onnx: the network only (features and CTC decoding stay outside), "
                          "dynamic batch and time axes; Recognizer.load(DIR, backend='onnx') runs it")
+    mx.add_argument("--onnx-float", action="store_true",
+                    help="also write model-float.onnx: the same network with standard float LSTMs, for runtimes "
+                         "other than onnxruntime (a network trained for int8 LSTMs is otherwise written with "
+                         "onnxruntime's DynamicQuantizeLSTM); hwr itself runs model.onnx or the checkpoint")
     mx.set_defaults(func=cmd_model_export)
     ma = mo.add_parser("average", help="average the weights of several checkpoints of one run (its last epochs)")
     ma.add_argument("checkpoints", nargs="+")

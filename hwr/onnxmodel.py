@@ -1,6 +1,7 @@
 """The network as ONNX: export it for other runtimes, and run it with onnxruntime.
 (A network with int8 LSTMs, `ModelConfig.lstm_int8`, is written with onnxruntime's own
-`com.microsoft` DynamicQuantizeLSTM: that graph runs on onnxruntime only.)
+`com.microsoft` DynamicQuantizeLSTM: that graph runs on onnxruntime only; `float_lstm=True` writes
+standard ONNX LSTMs holding the same int8-grid weights as float, for any runtime.)
 
 Only the network is in the graph. Features (`hwr.features`) and CTC decoding (`hwr.decode`)
 stay outside, as users of other recognizers ask: they can swap the decoder, and the graph
@@ -43,20 +44,25 @@ def stamp_path(graph: str | os.PathLike) -> Path:
 
 
 def matches(graph: str | os.PathLike, checkpoint: str | os.PathLike) -> bool:
-    """True when `graph` was exported from exactly this checkpoint (a stale graph must not be used)."""
+    """True when `graph` was exported from exactly this checkpoint (a stale graph must not be used)
+    as the network it was trained as (not a float copy of an int8 network, `float_lstm`)."""
     try:
         stamp = json.loads(stamp_path(graph).read_text())
     except (OSError, ValueError):
         return False
-    return Path(graph).is_file() and stamp.get("checkpoint_sha256") == checkpoint_digest(checkpoint)
+    return (Path(graph).is_file() and not stamp.get("float_lstm")
+            and stamp.get("checkpoint_sha256") == checkpoint_digest(checkpoint))
 
 
-def export_checkpoint(checkpoint: str | os.PathLike, graph: str | os.PathLike) -> Path:
-    """The network of `checkpoint` as an ONNX graph, stamped with the checkpoint's digest."""
+def export_checkpoint(checkpoint: str | os.PathLike, graph: str | os.PathLike, float_lstm: bool = False) -> Path:
+    """The network of `checkpoint` as an ONNX graph, stamped with the checkpoint's digest
+    (`float_lstm`: see `export_onnx`; the stamp says so)."""
     from .checkpoint import load_model
-    export_onnx(load_model(checkpoint)[0], graph)
-    write_atomic(stamp_path(graph), json.dumps({"checkpoint": Path(checkpoint).name,
-                                                "checkpoint_sha256": checkpoint_digest(checkpoint)}) + "\n")
+    export_onnx(load_model(checkpoint)[0], graph, float_lstm=float_lstm)
+    stamp = {"checkpoint": Path(checkpoint).name, "checkpoint_sha256": checkpoint_digest(checkpoint)}
+    if float_lstm:
+        stamp["float_lstm"] = True
+    write_atomic(stamp_path(graph), json.dumps(stamp) + "\n")
     return Path(graph)
 
 
@@ -96,15 +102,20 @@ def graph_for(checkpoint: str | os.PathLike, model: Network | None = None) -> Pa
     return path
 
 
-def export_onnx(model: Network, path: str | os.PathLike) -> Path:
+def export_onnx(model: Network, path: str | os.PathLike, float_lstm: bool = False) -> Path:
     """Write `model` as an ONNX graph at `path` (all-or-nothing). A network trained for int8 LSTMs
     (`ModelConfig.lstm_int8`) is written with them quantized (`hwr.quant`): the graph runs what
-    the network was trained and validated with."""
+    the network was trained and validated with. `float_lstm=True` writes such a network with
+    standard float LSTMs instead (the weights on their int8 grid, each layer's input not rounded):
+    for runtimes other than onnxruntime, which do not know `DynamicQuantizeLSTM`; it reads almost
+    as the int8 graph does, and Recognizer never picks it (it is not the measured network)."""
     net = copy.deepcopy(model).cpu().eval()
     if net.config.lstm_int8:
         from .quant import quantize_graph, round_lstm_weights_
         round_lstm_weights_(net.rnn)
         net.round_lstm = False  # the weights are on the grid: plain initializers for the quantizer
+        if float_lstm:
+            return _export_float(net, path)
         with tempfile.TemporaryDirectory() as d:
             return quantize_graph(_export_float(net, Path(d) / "float.onnx"), path)
     return _export_float(net, path)

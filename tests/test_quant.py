@@ -166,3 +166,41 @@ def test_the_exported_graph_has_int8_lstms_and_reads_like_pytorch(tmp_path):
             assert mean < unrounded, (mean, unrounded)
     g = DecoderConfig(kind="greedy")
     assert [r.text for r in torch_rec.recognize(inks, decoder=g)] == [r.text for r in onnx_rec.recognize(inks, decoder=g)]
+
+
+def test_a_float_graph_of_an_int8_network_runs_anywhere_and_is_never_taken_for_it(tmp_path, monkeypatch):
+    """`hwr model export --onnx-float`: standard ONNX LSTMs holding the int8-grid weights, for
+    runtimes without onnxruntime's DynamicQuantizeLSTM. It reads as PyTorch reads those weights in
+    float; hwr keeps running the int8 graph it measured."""
+    import subprocess
+    import sys
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("HWR_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "model"
+    r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "export", str(DEFAULT_MODEL / "model.pt"),
+                        "--out", str(out), "--onnx", "--onnx-float"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ops = {n.op_type for n in onnx.load(str(out / "model-float.onnx")).graph.node}
+    assert "LSTM" in ops and not any(op.startswith("DynamicQuantize") for op in ops)
+    assert json.loads((out / "model-float.onnx.json").read_text())["float_lstm"] is True
+
+    rec = Recognizer.load(out, device="cpu")
+    assert rec.info["onnx_graph"] == str(out / "model.onnx")  # the int8 graph, not the float copy
+    net = checkpoint.load_model(out / "model.pt")[0].eval()
+    round_lstm_weights_(net.rnn)
+    net.round_lstm = False  # what the float graph holds: grid weights, inputs not rounded
+    feats = [rec.features(k) for k in golden_inks()]
+    session = ort.InferenceSession(str(out / "model-float.onnx"), providers=["CPUExecutionProvider"])
+    for f in feats:
+        x, n = torch.from_numpy(f.values)[None], torch.tensor([len(f.values)])
+        with torch.no_grad():
+            want, frames = net(x, n)
+        got, got_frames = session.run(None, {"features": x.numpy(), "lengths": n.numpy()})
+        assert int(got_frames[0]) == int(frames[0])
+        assert (torch.from_numpy(got).exp() - want.exp()).abs().max() < 1e-4
+
+    for name in ("model.onnx", "model.onnx.json"):  # a float copy put where the int8 graph goes: not used
+        (out / name).unlink()
+        (out / "model-float.onnx.json" if name.endswith("json") else out / "model-float.onnx").rename(out / name)
+    assert Recognizer.load(out, device="cpu").info["onnx_graph"] != str(out / "model.onnx")
