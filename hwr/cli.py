@@ -264,9 +264,13 @@ def cmd_plot(a) -> int:
 
 # ---------------------------------------------------------------------- recognition
 def _decoder_config(a, base=None):
-    """Decoder settings: the model's decoder.json, overridden by the flags given."""
+    """Decoder settings: --decoder-config, else the model's decoder.json, overridden by the flags given."""
     from dataclasses import replace
     from .decode import DecoderConfig
+    if getattr(a, "decoder_config", None):
+        if not Path(a.decoder_config).is_file():
+            raise UserError(f"{a.decoder_config}: no such decoder config (a decoder.json, e.g. from hwr tune-lm --out)")
+        base = DecoderConfig.from_json(a.decoder_config)
     cfg = base or DecoderConfig()
     over = {}
     if getattr(a, "decoder", None):
@@ -472,6 +476,8 @@ def _decoder_options(p: argparse.ArgumentParser, config=None) -> None:
             add_field(p, DecoderConfig, name, flag, given_only=True, default_text="the model's, else {}", **kw)
 
     p.add_argument("--model", help="checkpoint or model folder (default: the shipped model)")
+    p.add_argument("--decoder-config", help="decoder settings from this decoder.json (from hwr tune-lm --out) "
+                                            "instead of the model's; the flags below still override it")
     decoder_field("kind", "--decoder", choices=["greedy", "beam"], help="best path, or beam search")
     decoder_field("beam_size", "--beam-size", type=count(1, 4096), help="hypotheses kept per frame")
     decoder_field("lm", "--lm", help="character LM (ARPA) for beam search, or 'none'")

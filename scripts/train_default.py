@@ -15,6 +15,10 @@ Stages (each skips what is already done, so re-running continues where it stoppe
             finger-like input on 30% of the lines, lr 3e-4 falling to 1e-5 over 9 epochs; its best.pt
             (lowest greedy CER on testset_v) is the model the later stages use. The last 3 epochs are
             kept too (averaging them, `hwr model average`, read no better on testset_v: MODEL_CARD.md)
+  int8      one more cosine cycle from anneal's best.pt with the LSTMs trained on onnxruntime's int8 grid
+            (`{"model": {"lstm_int8": true}}`, hwr/quant.py), lr 2e-4 over 10 epochs; its best.pt is the epoch
+            that reads best with beam 64 + the lm stage's LM on testset_v (`--select-decoder`), and it is the
+            model the later stages use (the network then runs ~2.5x faster on a CPU with VNNI: BENCHMARKS.md)
   tune      LM weight and word bonus by grid search on all of testset_v at beam 64 (never testset_f)
   evaluate  greedy and beam+LM CER/WER on testset_v and testset_f, and on the canvas-like set
   export    model.pt (no training state) + gzipped LM + decoder.json into hwr/models/default
@@ -32,8 +36,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["import", "train", "anneal", "lm", "tune", "export", "evaluate"]
+STAGES = ["import", "train", "anneal", "lm", "int8", "tune", "export", "evaluate"]
 ANNEAL_EPOCHS, ANNEAL_KEPT = 9, 3
+INT8_EPOCHS, INT8_LR, INT8_SEED = 10, "2e-4", "6"
+# the shipped search settings (beam 64, pruned as the speed work measured: BENCHMARKS.md) with the LM weight
+# and word bonus the tune stage chose for c9 and q8: the int8 stage picks its best epoch with them, and the
+# tune stage starts from them and re-chooses weight and bonus for the model it gets
+DECODER = {"kind": "beam", "beam_size": 64, "beam_threshold": 12.0, "beam_size_token": 8, "blank_skip": 0.999,
+           "lm_weight": 1.3, "word_bonus": 1.0}
 
 
 def hwr(*args: str, ok: tuple[int, ...] = (0,)) -> str:
@@ -109,11 +119,32 @@ def main() -> None:
             "--exclude-store", iam, "--exclude-split", "testset_v", "--exclude-split", "testset_f",
             "--out", lm, "--eval-store", iam, "--eval-split", "testset_v")
 
+    base_decoder = work / "base-decoder.json"
+    if {"int8", "tune"} & set(stages):
+        if not lm.exists():
+            sys.exit(f"the int8 and tune stages decode with the LM: run --stage lm first ({lm})")
+        base_decoder.write_text(json.dumps({**DECODER, "lm": str(lm)}, indent=2) + "\n")
+    int8 = work / "runs" / "int8"
+    if "int8" in stages:
+        if (int8 / "last.pt").exists():
+            hwr("train", "--resume", int8)
+        else:
+            config = work / "int8.json"
+            config.write_text(json.dumps({"augment": {"pointer": 0.3}, "model": {"lstm_int8": True}}))
+            hwr("train", "--data", iam, "--data", unipen, "--data-weight", "1", "--data-weight", "0.25",
+                "--extra-train-split", "testset_t", "--alphabet-min-count", "20", "--config", config,
+                "--init-from", model, "--out", int8, "--lr", INT8_LR, "--seed", INT8_SEED,
+                "--epochs", INT8_EPOCHS, "--restart-epochs", INT8_EPOCHS, "--keep-epochs", ANNEAL_KEPT,
+                "--patience", "20", "--select-decoder", base_decoder)
+        hwr("plot", int8, "--out", results / "int8-curves.png")
+    if (int8 / "best.pt").exists():
+        model = int8 / "best.pt"
+
     decoder = results / "decoder.json"
     if "tune" in stages:
         # all 1,438 lines (not tune-lm's default first 400) at the shipped beam width: ~3 minutes on one core
-        hwr("tune-lm", "--data", iam, "--split", "testset_v", "--limit", "1438", "--model", model, "--lm", lm,
-            "--beam-size", "64", "--weights", "1.0,1.3,1.6", "--bonuses=0,0.5,1", "--out", decoder)
+        hwr("tune-lm", "--data", iam, "--split", "testset_v", "--limit", "1438", "--model", model,
+            "--decoder-config", base_decoder, "--beam-size", "64", "--weights", "1.0,1.3,1.6", "--bonuses=0,0.5,1", "--out", decoder)
 
     if "export" in stages:
         hwr("model", "export", model, "--out", ROOT / "hwr" / "models" / "default", "--lm", lm,

@@ -86,6 +86,20 @@ def test_tune_lm_refuses_the_test_split_and_writes_decoder_json(tiny_model, tiny
     s = json.loads(hwr("evaluate", "--data", tiny_data, "--split", "val", "--model", tiny_model, "--json",
                        "--decoder", "beam", "--lm", lm, "--beam-size", "8").stdout)
     assert s["decoder"]["lm"] == str(lm) and s["cer"] < 0.1
+    # --decoder-config: another decoder.json than the model's (the recipe tunes from its search settings),
+    # every setting of it kept unless a flag overrides it
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"kind": "beam", "beam_size": 8, "beam_threshold": 12.0, "beam_size_token": 3,
+                                "blank_skip": 0.99, "lm": str(lm), "lm_weight": 0.4, "word_bonus": 0.0}))
+    hwr("tune-lm", "--data", tiny_data, "--split", "val", "--model", tiny_model, "--decoder-config", base,
+        "--weights", "0.2", "--bonuses", "0", "--limit", "10", "--out", tmp_path / "from-base.json")
+    tuned = json.loads((tmp_path / "from-base.json").read_text())
+    assert (tuned["beam_threshold"], tuned["beam_size_token"], tuned["blank_skip"], tuned["lm"]) == (12.0, 3, 0.99, str(lm))
+    s = json.loads(hwr("evaluate", "--data", tiny_data, "--split", "val", "--model", folder, "--json",
+                       "--decoder-config", base, "--lm-weight", "0.3").stdout)
+    assert (s["decoder"]["beam_size_token"], s["decoder"]["lm_weight"], s["decoder"]["word_bonus"]) == (3, 0.3, 0.0)
+    r = hwr("evaluate", "--data", tiny_data, "--split", "val", "--decoder-config", tmp_path / "nope.json", check=False)
+    assert r.returncode == 2 and "no such decoder config" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.slow
