@@ -48,17 +48,20 @@ class LMConfig:
 
 # ---------------------------------------------------------------------- text
 def _detokenize(tokens: list[str]) -> str:
+    """Brown's tokens as people write them: `Atlanta's "recent" primary, (1961)`. Its quotes are
+    directional (`` and ''), so each attaches to the word inside it, as in IAM-OnDB's labels (a
+    spaced `" no evidence "` taught the LM to put spaces inside quotes the ink does not have)."""
     out = ""
     attach_next = False
-    for t in tokens:
-        t = {"``": '"', "''": '"', "--": "-"}.get(t, t)
+    for tok in tokens:
+        t = {"``": '"', "''": '"', "--": "-"}.get(tok, tok)
         if not out or attach_next:
             out += t
-        elif re.fullmatch(r"[.,;:?!)\]']+|'s|n't|%", t):
+        elif tok == "''" or re.fullmatch(r"[.,;:?!)\]']+|'s|n't|%", t):
             out += t
         else:
             out += " " + t
-        attach_next = t in ("(", "[", "$")
+        attach_next = tok == "``" or t in ("(", "[", "$")
     return out
 
 
