@@ -318,7 +318,8 @@ def cmd_tune_lm(a) -> int:
     lm = rec.decoder_config.lm  # --lm, else the model's own (its decoder.json)
     if not lm:
         raise ConfigError("tune-lm tunes a language model's weight and the model has none: give --lm LM.arpa")
-    res = tune_lm(a.data, rec, lm, split=a.split, beam_size=a.beam_size, limit=a.limit, weights=a.weights,
+    # --beam-size, else the decoder settings' (--decoder-config or the model's): tune at the beam it decodes with
+    res = tune_lm(a.data, rec, lm, split=a.split, beam_size=rec.decoder_config.beam_size, limit=a.limit, weights=a.weights,
                   bonuses=a.bonuses, batch_size=a.batch_size)
     print(json.dumps(res["best"]))
     if a.out:
@@ -470,8 +471,9 @@ def _decoder_options(p: argparse.ArgumentParser, config=None) -> None:
     own = {f.name for f in fields(config)} if config else set()
 
     def decoder_field(name: str, flag: str, **kw) -> None:
-        if name in own:
-            add_field(p, config, name, flag, **kw)
+        if name in own:  # the command's own default where the decoder settings have none (tune-lm's beam)
+            add_field(p, config, name, flag, given_only=True, default_text="--decoder-config's or the model's, "
+                                                                          "else {}", **kw)
         else:
             add_field(p, DecoderConfig, name, flag, given_only=True, default_text="the model's, else {}", **kw)
 
@@ -680,7 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
     mx.add_argument("--onnx-float", action="store_true",
                     help="also write model-float.onnx: the same network with standard float LSTMs, for runtimes "
                          "other than onnxruntime (a network trained for int8 LSTMs is otherwise written with "
-                         "onnxruntime's DynamicQuantizeLSTM); hwr itself runs model.onnx or the checkpoint")
+                         "onnxruntime's DynamicQuantizeLSTM; a float network's is the same graph as model.onnx); "
+                         "hwr itself runs model.onnx or the checkpoint")
     mx.set_defaults(func=cmd_model_export)
     ma = mo.add_parser("average", help="average the weights of several checkpoints of one run (its last epochs)")
     ma.add_argument("checkpoints", nargs="+")

@@ -44,7 +44,7 @@ class TuneConfig:
     limit: int | None = 400      # the first lines of the split (None: all)
     weights: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9, 1.2)   # LM weights to try
     bonuses: tuple[float, ...] = (-1.0, 0.0, 1.0, 2.0)       # word bonuses to try
-    beam_size: int = DecoderConfig.beam_size  # tune at the beam the model will decode with
+    beam_size: int = DecoderConfig.beam_size  # where neither --decoder-config nor the model says (hwr tune-lm)
     batch_size: int = EvalConfig.batch_size
 
 

@@ -58,9 +58,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, graph: str | os.PathLike, f
     """The network of `checkpoint` as an ONNX graph, stamped with the checkpoint's digest
     (`float_lstm`: see `export_onnx`; the stamp says so)."""
     from .checkpoint import load_model
-    export_onnx(load_model(checkpoint)[0], graph, float_lstm=float_lstm)
+    model = load_model(checkpoint)[0]
+    export_onnx(model, graph, float_lstm=float_lstm)
     stamp = {"checkpoint": Path(checkpoint).name, "checkpoint_sha256": checkpoint_digest(checkpoint)}
-    if float_lstm:
+    if float_lstm and model.config.lstm_int8:  # (a float network's graph is the same either way)
         stamp["float_lstm"] = True
     write_atomic(stamp_path(graph), json.dumps(stamp) + "\n")
     return Path(graph)
@@ -73,13 +74,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwr"
 
 
-def graph_for(checkpoint: str | os.PathLike, model: Network | None = None) -> Path:
+def graph_for(checkpoint: str | os.PathLike, *, model: Network | None = None) -> Path:
     """An ONNX graph of exactly this checkpoint: the stamped one beside it, else one exported once
     (about a second) into the cache, named by the checkpoint's digest so it can never be stale.
 
     Exporting on first use keeps the shipped model folder small (one copy of the weights) while
-    every model, personal ones included, gets the faster runtime. `model`: the checkpoint's
-    network when the caller has loaded it already (it is read, not loaded again).
+    every model, personal ones included, gets the faster runtime. `model`: this checkpoint's own
+    network when the caller has loaded it already (not loaded again; any other network would be
+    cached under this checkpoint's name).
     """
     checkpoint = Path(checkpoint)
     beside = checkpoint.with_suffix(".onnx")

@@ -148,7 +148,7 @@ class Recognizer:
         if backend != "torch" and device == "cpu" and _has_onnxruntime():
             from .onnxmodel import graph_for
             try:
-                graph = graph_for(path, model)
+                graph = graph_for(path, model=model)
             except Exception as e:  # noqa: BLE001 - a read-only cache or an exporter gap: PyTorch still works
                 if backend == "onnx":
                     raise

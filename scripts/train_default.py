@@ -20,8 +20,8 @@ Stages (each skips what is already done, so re-running continues where it stoppe
             that reads best with beam 64 + the lm stage's LM on testset_v (`--select-decoder`), and it is the
             model the later stages use (the network then runs ~2.5x faster on a CPU with VNNI: BENCHMARKS.md)
   tune      LM weight and word bonus by grid search on all of testset_v at beam 64 (never testset_f)
-  evaluate  greedy and beam+LM CER/WER on testset_v and testset_f, and on the canvas-like set
   export    model.pt (no training state) + gzipped LM + decoder.json into hwr/models/default
+  evaluate  greedy and beam+LM CER/WER on testset_v and testset_f, and on the canvas-like set
 
 A GPU is used when present. How the shipped model relates to this recipe (its first stages were
 warm-started by hand while the code changed under them) is told in MODEL_CARD.md, Training.
@@ -40,10 +40,10 @@ STAGES = ["import", "train", "anneal", "lm", "int8", "tune", "export", "evaluate
 ANNEAL_EPOCHS, ANNEAL_KEPT = 9, 3
 INT8_EPOCHS, INT8_LR, INT8_SEED = 10, "2e-4", "6"
 # the shipped search settings (beam 64, pruned as the speed work measured: BENCHMARKS.md) with the LM weight
-# and word bonus the tune stage chose for c9 and q8: the int8 stage picks its best epoch with them, and the
+# and word bonus the tune stage chose for q8 and the shipped LM: the int8 stage picks its best epoch with them, and the
 # tune stage starts from them and re-chooses weight and bonus for the model it gets
 DECODER = {"kind": "beam", "beam_size": 64, "beam_threshold": 12.0, "beam_size_token": 8, "blank_skip": 0.999,
-           "lm_weight": 1.3, "word_bonus": 1.0}
+           "lm_weight": 1.3, "word_bonus": 1.5}
 
 
 def hwr(*args: str, ok: tuple[int, ...] = (0,)) -> str:
@@ -123,7 +123,8 @@ def main() -> None:
     if {"int8", "tune"} & set(stages):
         if not lm.exists():
             sys.exit(f"the int8 and tune stages decode with the LM: run --stage lm first ({lm})")
-        base_decoder.write_text(json.dumps({**DECODER, "lm": str(lm)}, indent=2) + "\n")
+        # absolute: a decoder.json's relative LM path is read from the json's own folder
+        base_decoder.write_text(json.dumps({**DECODER, "lm": str(lm.resolve())}, indent=2) + "\n")
     int8 = work / "runs" / "int8"
     if "int8" in stages:
         if (int8 / "last.pt").exists():
@@ -139,14 +140,18 @@ def main() -> None:
         hwr("plot", int8, "--out", results / "int8-curves.png")
     if (int8 / "best.pt").exists():
         model = int8 / "best.pt"
+    if {"tune", "export"} & set(stages):
+        print(f"model for the later stages: {model}", flush=True)
 
     decoder = results / "decoder.json"
     if "tune" in stages:
         # all 1,438 lines (not tune-lm's default first 400) at the shipped beam width: ~3 minutes on one core
         hwr("tune-lm", "--data", iam, "--split", "testset_v", "--limit", "1438", "--model", model,
-            "--decoder-config", base_decoder, "--beam-size", "64", "--weights", "1.0,1.3,1.6", "--bonuses=0,0.5,1", "--out", decoder)
+            "--decoder-config", base_decoder, "--beam-size", "64", "--weights", "1.0,1.3,1.6", "--bonuses=0,0.5,1,1.5", "--out", decoder)
 
     if "export" in stages:
+        if not decoder.exists() or decoder.stat().st_mtime < model.stat().st_mtime:
+            sys.exit(f"{decoder} was not tuned for {model} (missing or older): run --stage tune first")
         hwr("model", "export", model, "--out", ROOT / "hwr" / "models" / "default", "--lm", lm,
             "--decoder-config", decoder)
 

@@ -95,6 +95,7 @@ def test_tune_lm_refuses_the_test_split_and_writes_decoder_json(tiny_model, tiny
         "--weights", "0.2", "--bonuses", "0", "--limit", "10", "--out", tmp_path / "from-base.json")
     tuned = json.loads((tmp_path / "from-base.json").read_text())
     assert (tuned["beam_threshold"], tuned["beam_size_token"], tuned["blank_skip"], tuned["lm"]) == (12.0, 3, 0.99, str(lm))
+    assert tuned["beam_size"] == 8  # the file's beam, not tune-lm's own default (32)
     s = json.loads(hwr("evaluate", "--data", tiny_data, "--split", "val", "--model", folder, "--json",
                        "--decoder-config", base, "--lm-weight", "0.3").stdout)
     assert (s["decoder"]["beam_size_token"], s["decoder"]["lm_weight"], s["decoder"]["word_bonus"]) == (3, 0.3, 0.0)

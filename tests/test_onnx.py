@@ -115,9 +115,9 @@ def test_loading_reads_the_checkpoint_once_and_builds_only_the_sessions_it_uses(
         loads.clear()
         rec = Recognizer.load(tmp_path, device="cpu")
         assert rec.info["backend"] == "onnx" and len(loads) == 1
-    net = rec.model
-    assert net.config.lstm_int8 and net.threads > 1 and net._batch is net._single
     from hwr.onnxmodel import OnnxNetwork, graph_for
+    int8_net = OnnxNetwork(rec.info["onnx_graph"], rec.model.config, threads=2)
+    assert int8_net.config.lstm_int8 and int8_net._batch is int8_net._single
     float_net = OnnxNetwork(graph_for(float_checkpoint), checkpoint.load_model(float_checkpoint)[0].config, threads=2)
     assert float_net._batch is not float_net._single
 

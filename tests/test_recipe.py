@@ -1,5 +1,6 @@
 """The recipe's anneal stage (scripts/train_default.py), run as written on tiny stores."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,20 @@ def test_anneal_stage_trains_a_cycle_and_keeps_its_last_epochs(tmp_path):
                             "--stage", "anneal"], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]  # a finished cycle: resumed, nothing more to do
     assert checkpoint.load_state(run / "last.pt")["step"] == last["step"]
+    # then the lm, int8 and tune stages, with WORK given relative to where the recipe runs
+    shared = tmp_path / "shared" / "text"
+    shared.mkdir(parents=True)
+    for name in ("brown.zip", "state_union.zip", "inaugural.zip"):  # plain text read as the corpora
+        (shared / name).write_text("\n".join(tiny_texts(60, seed=len(name))) + "\n")
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_default.py"), "--work", tmp_path.name,
+                        "--shared", f"{tmp_path.name}/shared", "--stage", "lm", "--stage", "int8", "--stage", "tune"],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path.parent)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    int8 = tmp_path / "runs" / "int8"
+    state = checkpoint.load_state(int8 / "best.pt")
+    assert state["model_config"]["lstm_int8"] and state["train_config"]["init_from"] == str(Path(tmp_path.name, "runs/anneal/best.pt"))
+    assert state["train_config"]["select_decoder"] == str(tmp_path / "base-decoder.json")
+    assert f"model for the later stages: {Path(tmp_path.name, 'runs/int8/best.pt')}" in r.stdout
+    tuned = json.loads((tmp_path / "results" / "decoder.json").read_text())
+    assert (tuned["beam_size"], tuned["beam_threshold"], tuned["beam_size_token"]) == (64, 12.0, 8)
+    assert Path(tuned["lm"]).resolve() == (tmp_path / "bsil6.arpa").resolve()
