@@ -176,12 +176,34 @@ def copy_matching(old: Network, new: Network) -> None:
 
     `new`'s alphabet may be `old`'s with characters appended: old characters keep their head rows,
     new ones their fresh init. A head that emits more frames per LSTM frame (`upsample`) starts as
-    copies of the old one, so a stride-4 network warm-started from a stride-2 one reads at once."""
+    copies of the old one, so a stride-4 network warm-started from a stride-2 one reads at once.
+    Wider LSTMs (`hidden`) start as the old network exactly: each old unit keeps its weights, and
+    every weight from a new unit to an old unit or to the head is zero, so the new units learn from
+    the start (their own weights keep their fresh init) without changing what the network reads."""
     own = new.state_dict()
     n_old, n_new = old.config.num_classes, new.config.num_classes
     up_old, up_new = old.config.upsample, new.config.upsample
+    h_old, h_new = old.config.hidden, new.config.hidden
+    wider = h_new > h_old and old.config.rnn == new.config.rnn == "lstm" and old.config.layers == new.config.layers
+    if wider:
+        gates = torch.cat([torch.arange(g * h_new, g * h_new + h_old) for g in range(4)])  # old units' rows
+        units = torch.cat([torch.arange(h_old), h_new + torch.arange(h_old)])  # old units of [forward, backward]
     for k, v in old.state_dict().items():
-        if k.startswith("head."):
+        if wider and (k.startswith("rnn.") or k == "head.weight"):
+            w = own[k]
+            if k.startswith("rnn.weight_hh"):
+                w[gates] = 0.0
+                w[gates[:, None], torch.arange(h_old)] = v
+            elif k.startswith("rnn.weight_ih") and not k.startswith("rnn.weight_ih_l0"):
+                w[gates] = 0.0
+                w[gates[:, None], units] = v
+            elif k.startswith("rnn."):  # first layer's input weights (from the convolution) and biases
+                w[gates] = v
+            else:  # the head: nothing from the new units; the old units' columns per class row as below
+                w[:, [u for u in range(2 * h_new) if u % h_new >= h_old]] = 0.0
+                for j in range(up_new):
+                    w[j * n_new:j * n_new + n_old, units] = v[(j % up_old) * n_old:(j % up_old + 1) * n_old]
+        elif k.startswith("head."):
             for j in range(up_new):
                 own[k][j * n_new:j * n_new + n_old] = v[(j % up_old) * n_old:(j % up_old + 1) * n_old]
         elif k in own and own[k].shape == v.shape:

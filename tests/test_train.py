@@ -111,6 +111,41 @@ def test_model_shapes_and_output_lengths(conv):
     assert gru(x, lengths)[0].shape[-1] == 7
 
 
+def test_a_wider_network_starts_as_the_one_it_grew_from_and_learns_with_its_new_units():
+    """--init-from with a larger `hidden`: old units keep their weights and nothing flows from a new
+    unit to an old one or to the head, so the wider network reads exactly as the old one (a float
+    network; int8 within its rounding) while gradients reach every new weight."""
+    from hwr.model import copy_matching
+    torch.manual_seed(0)
+    x, lengths = torch.randn(3, 41, 4), torch.tensor([41, 30, 7])
+    x[torch.arange(41)[None, :] >= lengths[:, None]] = 0
+    for int8 in (False, True):
+        old = Network(ModelConfig(num_classes=7, hidden=16, layers=3, dropout=0.0, lstm_int8=int8)).eval()
+        for p in old.parameters():  # away from the initialisation: trained-looking weights
+            p.data += 0.3 * torch.randn_like(p)
+        new = Network(ModelConfig(num_classes=7, hidden=24, layers=3, dropout=0.0, lstm_int8=int8))
+        copy_matching(old, new)
+        lp_old, n_old = old(x, lengths)
+        lp_new, n_new = new.eval()(x, lengths)
+        assert torch.equal(n_old, n_new)
+        gap = max((lp_old[:n, b] - lp_new[:n, b]).abs().max().item() for b, n in enumerate(n_old.tolist()))
+        assert gap < (0.05 if int8 else 1e-5), gap
+    new.train()
+    fresh = [u for u in range(48) if u % 24 >= 16]  # the new units of [forward, backward]
+    opt = torch.optim.SGD(new.parameters(), lr=0.1)
+    for step in range(2):
+        opt.zero_grad()
+        lp, n = new(x, lengths)
+        lp[:, 0].sum().backward()
+        # first the weights from the new units learn (their outputs are there; nothing reads them yet) ...
+        assert new.head.weight.grad[:, fresh].abs().sum() > 0
+        assert new.rnn.weight_hh_l1.grad[:, 16:].abs().sum() > 0 and new.rnn.weight_ih_l2.grad[:, fresh].abs().sum() > 0
+        opt.step()
+    for name, p in new.rnn.named_parameters():  # ... then, read, the new units' own rows, everywhere
+        if name.startswith("weight"):
+            assert p.grad.view(4, 24, -1)[:, 16:].abs().sum() > 0, name
+
+
 def test_upsampled_head_emits_its_frames_in_time_order():
     """upsample=k: k output frames per LSTM frame. Warm-started from a network with the same convolution,
     frames k*t .. k*t+k-1 all read what the old network read at frame t, packed (a batch) or not."""
