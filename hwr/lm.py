@@ -48,20 +48,31 @@ class LMConfig:
 
 # ---------------------------------------------------------------------- text
 def _detokenize(tokens: list[str]) -> str:
-    """Brown's tokens as people write them: `Atlanta's "recent" primary, (1961)`. Its quotes are
-    directional (`` and ''), so each attaches to the word inside it, as in IAM-OnDB's labels (a
-    spaced `" no evidence "` taught the LM to put spaces inside quotes the ink does not have)."""
+    """Brown's tokens as people write them: `Atlanta's "recent" primary, (1961)`. Quotes attach to
+    the words inside them, as in IAM-OnDB's labels (a spaced `" no evidence "` taught the LM to put
+    spaces inside quotes the ink does not have). Brown's double quotes are directional (`` and '');
+    its single ones are all `'`, taken in turn as opening and closing where a line has them in pairs.
+    A quote left open or closed across Brown's one-sentence lines is dropped: its partner is in
+    another line of the LM's text."""
+    while tokens and tokens[0] == "''":
+        tokens = tokens[1:]
+    while tokens and tokens[-1] == "``":
+        tokens = tokens[:-1]
+    paired = tokens.count("'") % 2 == 0
     out = ""
-    attach_next = False
+    attach_next = single_open = False
     for tok in tokens:
         t = {"``": '"', "''": '"', "--": "-"}.get(tok, tok)
+        opening = tok == "``" or (tok == "'" and paired and not single_open)
+        if tok == "'" and paired:
+            single_open = not single_open
         if not out or attach_next:
             out += t
-        elif tok == "''" or re.fullmatch(r"[.,;:?!)\]']+|'s|n't|%", t):
+        elif not opening and (tok == "''" or re.fullmatch(r"[.,;:?!)\]']+|'s|n't|%", t)):
             out += t
         else:
             out += " " + t
-        attach_next = tok == "``" or t in ("(", "[", "$")
+        attach_next = opening or t in ("(", "[", "$")
     return out
 
 

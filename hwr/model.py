@@ -184,7 +184,13 @@ def copy_matching(old: Network, new: Network) -> None:
     n_old, n_new = old.config.num_classes, new.config.num_classes
     up_old, up_new = old.config.upsample, new.config.upsample
     h_old, h_new = old.config.hidden, new.config.hidden
-    wider = h_new > h_old and old.config.rnn == new.config.rnn == "lstm" and old.config.layers == new.config.layers
+    wider = h_new > h_old
+    if h_new < h_old or (wider and (old.config.rnn != "lstm" or new.config.rnn != "lstm"
+                                    or old.config.layers != new.config.layers
+                                    or old.config.conv_channels != new.config.conv_channels)):
+        raise ConfigError(f"cannot start a network of {new.config.layers} x {new.config.rnn}({h_new}) from one of "
+                          f"{old.config.layers} x {old.config.rnn}({h_old}): a warm start can widen the LSTMs of the "
+                          f"same layers and convolution, not narrow them or change them otherwise")
     if wider:
         gates = torch.cat([torch.arange(g * h_new, g * h_new + h_old) for g in range(4)])  # old units' rows
         units = torch.cat([torch.arange(h_old), h_new + torch.arange(h_old)])  # old units of [forward, backward]
@@ -194,7 +200,7 @@ def copy_matching(old: Network, new: Network) -> None:
             if k.startswith("rnn.weight_hh"):
                 w[gates] = 0.0
                 w[gates[:, None], torch.arange(h_old)] = v
-            elif k.startswith("rnn.weight_ih") and not k.startswith("rnn.weight_ih_l0"):
+            elif k.startswith("rnn.weight_ih") and k not in ("rnn.weight_ih_l0", "rnn.weight_ih_l0_reverse"):
                 w[gates] = 0.0
                 w[gates[:, None], units] = v
             elif k.startswith("rnn."):  # first layer's input weights (from the convolution) and biases

@@ -409,6 +409,9 @@ class Trainer:
     def _init_from(self, start: dict, path: str) -> None:
         """Transfer learning: copy matching weights; rows for new characters keep their fresh init."""
         old_model, old_alpha, _ = checkpoint.model_from_state(start, path)
+        if self.cfg.freeze_layers and self.model.config.hidden != old_model.config.hidden:
+            raise ConfigError("--freeze-layers with wider LSTMs would keep the new units of the frozen layers "
+                              "silent forever: widen without freezing")
         copy_matching(old_model, self.model)
         if self.cfg.freeze_layers:
             frozen = list(self.model.conv.parameters()) if self.model.conv is not None else []

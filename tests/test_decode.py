@@ -169,8 +169,10 @@ def test_brown_text_is_written_as_the_labels_write_it(tmp_path):
     import zipfile
     from hwr.lm import read_corpus
     tagged = ("\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' ,/, and/cc Atlanta's/np$ "
-              "(/( 1961/cd )/) primary/nn did/dod n't/* matter/vb ./.\n")
+              "(/( 1961/cd )/) primary/nn did/dod n't/* matter/vb ./.\n"
+              "\n\t''/'' More/ap '/' pro/nn '/' letters/nns than/cs '/' con/nn '/' ,/, he/pps said/vbd ``/``\n")
     with zipfile.ZipFile(tmp_path / "brown.zip", "w") as z:
         z.writestr("brown/ca01", tagged)
     assert list(read_corpus(tmp_path / "brown.zip")) == [
-        'The jury said "no evidence", and Atlanta\'s (1961) primary didn\'t matter.']
+        'The jury said "no evidence", and Atlanta\'s (1961) primary didn\'t matter.',
+        "More 'pro' letters than 'con', he said"]  # quotes whose partner is in another line: dropped

@@ -146,6 +146,15 @@ def test_a_wider_network_starts_as_the_one_it_grew_from_and_learns_with_its_new_
             assert p.grad.view(4, 24, -1)[:, 16:].abs().sum() > 0, name
 
 
+def test_a_warm_start_refuses_what_it_cannot_copy():
+    from hwr.errors import ConfigError
+    from hwr.model import copy_matching
+    old = Network(ModelConfig(num_classes=7, hidden=16, layers=2))
+    for other in (dict(hidden=8), dict(hidden=24, layers=3), dict(hidden=24, rnn="gru"), dict(hidden=24, conv_channels=16)):
+        with pytest.raises(ConfigError, match="warm start"):
+            copy_matching(old, Network(ModelConfig(**{"num_classes": 7, "layers": 2, **other})))
+
+
 def test_upsampled_head_emits_its_frames_in_time_order():
     """upsample=k: k output frames per LSTM frame. Warm-started from a network with the same convolution,
     frames k*t .. k*t+k-1 all read what the old network read at frame t, packed (a batch) or not."""
