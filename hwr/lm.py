@@ -52,8 +52,8 @@ def _detokenize(tokens: list[str]) -> str:
     the words inside them, as in IAM-OnDB's labels (a spaced `" no evidence "` taught the LM to put
     spaces inside quotes the ink does not have). Brown's double quotes are directional (`` and '');
     its single ones are all `'`, taken in turn as opening and closing where a line has them in pairs.
-    A quote left open or closed across Brown's one-sentence lines is dropped: its partner is in
-    another line of the LM's text."""
+    A line that opens with a closing quote or ends with an opening one loses it: its partner is in
+    another of Brown's one-sentence lines."""
     while tokens and tokens[0] == "''":
         tokens = tokens[1:]
     while tokens and tokens[-1] == "``":

@@ -13,7 +13,8 @@ Stages (each skips what is already done, so re-running continues where it stoppe
             testset_v; resumes the run folder if it exists (`hwr train --resume`)
   anneal    one cosine cycle from train's best.pt (or --anneal-from): the same data with mouse- and
             finger-like input on 30% of the lines, lr 3e-4 falling to 1e-5 over 9 epochs; its best.pt
-            (lowest greedy CER on testset_v) is the model the later stages use. The last 3 epochs are
+            (lowest greedy CER on testset_v) is the model the lm and int8 stages start from (and the later ones
+            use when there is no int8 run). The last 3 epochs are
             kept too (averaging them, `hwr model average`, read no better on testset_v: MODEL_CARD.md)
   int8      one more cosine cycle from anneal's best.pt with the LSTMs trained on onnxruntime's int8 grid
             (`{"model": {"lstm_int8": true}}`, hwr/quant.py), lr 2e-4 over 10 epochs; its best.pt is the epoch
@@ -40,7 +41,7 @@ STAGES = ["import", "train", "anneal", "lm", "int8", "tune", "export", "evaluate
 ANNEAL_EPOCHS, ANNEAL_KEPT = 9, 3
 INT8_EPOCHS, INT8_LR, INT8_SEED = 10, "2e-4", "6"
 # the shipped search settings (beam 64, pruned as the speed work measured: BENCHMARKS.md) with the LM weight
-# and word bonus the tune stage chose for q8 and the shipped LM: the int8 stage picks its best epoch with them, and the
+# and word bonus found for q8 and the shipped LM with hwr tune-lm (MODEL_CARD.md): the int8 stage picks its best epoch with them, and the
 # tune stage starts from them and re-chooses weight and bonus for the model it gets
 DECODER = {"kind": "beam", "beam_size": 64, "beam_threshold": 12.0, "beam_size_token": 8, "blank_skip": 0.999,
            "lm_weight": 1.3, "word_bonus": 1.5}
