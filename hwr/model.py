@@ -191,11 +191,14 @@ def copy_matching(old: Network, new: Network) -> None:
         raise ConfigError(f"cannot start a network of {new.config.layers} x {new.config.rnn}({h_new}) from one of "
                           f"{old.config.layers} x {old.config.rnn}({h_old}): a warm start can widen the LSTMs of the "
                           f"same layers and convolution, not narrow them or change them otherwise")
-    if wider:
-        gates = torch.cat([torch.arange(g * h_new, g * h_new + h_old) for g in range(4)])  # old units' rows
-        units = torch.cat([torch.arange(h_old), h_new + torch.arange(h_old)])  # old units of [forward, backward]
+    # the old units' indices in `new`: each gate's rows, and the [forward, backward] outputs the next
+    # layer and the head read (all of them when the width is the same)
+    gates = torch.cat([torch.arange(g * h_new, g * h_new + h_old) for g in range(4)])
+    units = torch.cat([torch.arange(h_old), h_new + torch.arange(h_old)])
+    fresh = torch.ones(2 * h_new, dtype=torch.bool)
+    fresh[units] = False  # the new units' outputs (none when the width is the same)
     for k, v in old.state_dict().items():
-        if wider and (k.startswith("rnn.") or k == "head.weight"):
+        if wider and k.startswith("rnn."):
             w = own[k]
             if k.startswith("rnn.weight_hh"):
                 w[gates] = 0.0
@@ -203,15 +206,14 @@ def copy_matching(old: Network, new: Network) -> None:
             elif k.startswith("rnn.weight_ih") and k not in ("rnn.weight_ih_l0", "rnn.weight_ih_l0_reverse"):
                 w[gates] = 0.0
                 w[gates[:, None], units] = v
-            elif k.startswith("rnn."):  # first layer's input weights (from the convolution) and biases
+            else:  # first layer's input weights (from the convolution) and biases
                 w[gates] = v
-            else:  # the head: nothing from the new units; the old units' columns per class row as below
-                w[:, [u for u in range(2 * h_new) if u % h_new >= h_old]] = 0.0
-                for j in range(up_new):
-                    w[j * n_new:j * n_new + n_old, units] = v[(j % up_old) * n_old:(j % up_old + 1) * n_old]
         elif k.startswith("head."):
+            if k == "head.weight":  # nothing from new units; each old class's row into the old units' columns
+                own[k][:, fresh] = 0.0
             for j in range(up_new):
-                own[k][j * n_new:j * n_new + n_old] = v[(j % up_old) * n_old:(j % up_old + 1) * n_old]
+                rows = slice(j * n_new, j * n_new + n_old)
+                own[k][(rows, units) if k == "head.weight" else rows] = v[(j % up_old) * n_old:(j % up_old + 1) * n_old]
         elif k in own and own[k].shape == v.shape:
             own[k] = v
     new.load_state_dict(own)
