@@ -43,6 +43,7 @@ INT8_EPOCHS, INT8_LR, INT8_SEED = 10, "2e-4", "6"
 # the shipped search settings (beam 64, pruned as the speed work measured: BENCHMARKS.md) with the LM weight
 # and word bonus found for q8 and the shipped LM with hwr tune-lm (MODEL_CARD.md): the int8 stage picks its best epoch with them, and the
 # tune stage starts from them and re-chooses weight and bonus for the model it gets
+POINTER = {"augment": {"pointer": 0.3}}  # mouse- and finger-like input on 30% of the lines (no flag for it)
 DECODER = {"kind": "beam", "beam_size": 64, "beam_threshold": 12.0, "beam_size_token": 8, "blank_skip": 0.999,
            "lm_weight": 1.3, "word_bonus": 1.5}
 
@@ -76,6 +77,9 @@ def main() -> None:
     lm = work / "bsil6.arpa"
     results = work / "results"
     results.mkdir(exist_ok=True)
+    # the data every training stage reads: IAM-OnDB trainset + testset_t and a quarter of UNIPEN an epoch
+    data = ("--data", iam, "--data", unipen, "--data-weight", "1", "--data-weight", "0.25",
+            "--extra-train-split", "testset_t", "--alphabet-min-count", "20")
 
     if "import" in stages:
         if not iam.exists():
@@ -90,9 +94,7 @@ def main() -> None:
         if (run / "last.pt").exists():
             hwr("train", "--resume", run, "--epochs", a.epochs, *(["--max-minutes", a.max_minutes] if a.max_minutes else []))
         else:
-            hwr("train", "--data", iam, "--data", unipen, "--data-weight", "1", "--data-weight", "0.25",
-                "--extra-train-split", "testset_t", "--alphabet-min-count", "20", "--out", run,
-                "--epochs", a.epochs, "--patience", "20",
+            hwr("train", *data, "--out", run, "--epochs", a.epochs, "--patience", "20",
                 *(["--max-minutes", a.max_minutes] if a.max_minutes else []),
                 *(["--init-from", a.init_from] if a.init_from else []))
         hwr("plot", run, "--out", results / "curves.png")
@@ -102,11 +104,9 @@ def main() -> None:
         if (anneal / "last.pt").exists():  # continues a stopped cycle; a finished one returns at once
             hwr("train", "--resume", anneal)
         else:
-            pointer = work / "pointer.json"  # the one setting that has no command-line flag
-            pointer.write_text(json.dumps({"augment": {"pointer": 0.3}}))
-            hwr("train", "--data", iam, "--data", unipen, "--data-weight", "1", "--data-weight", "0.25",
-                "--extra-train-split", "testset_t", "--alphabet-min-count", "20", "--config", pointer,
-                "--init-from", a.anneal_from or run / "best.pt", "--out", anneal, "--lr", "3e-4",
+            pointer = work / "pointer.json"
+            pointer.write_text(json.dumps(POINTER))
+            hwr("train", *data, "--config", pointer, "--init-from", a.anneal_from or run / "best.pt", "--out", anneal, "--lr", "3e-4",
                 "--epochs", ANNEAL_EPOCHS, "--restart-epochs", ANNEAL_EPOCHS, "--keep-epochs", ANNEAL_KEPT,
                 "--patience", "20")
         hwr("plot", anneal, "--out", results / "anneal-curves.png")
@@ -132,10 +132,8 @@ def main() -> None:
             hwr("train", "--resume", int8)
         else:
             config = work / "int8.json"
-            config.write_text(json.dumps({"augment": {"pointer": 0.3}, "model": {"lstm_int8": True}}))
-            hwr("train", "--data", iam, "--data", unipen, "--data-weight", "1", "--data-weight", "0.25",
-                "--extra-train-split", "testset_t", "--alphabet-min-count", "20", "--config", config,
-                "--init-from", model, "--out", int8, "--lr", INT8_LR, "--seed", INT8_SEED,
+            config.write_text(json.dumps({**POINTER, "model": {"lstm_int8": True}}))
+            hwr("train", *data, "--config", config, "--init-from", model, "--out", int8, "--lr", INT8_LR, "--seed", INT8_SEED,
                 "--epochs", INT8_EPOCHS, "--restart-epochs", INT8_EPOCHS, "--keep-epochs", ANNEAL_KEPT,
                 "--patience", "20", "--select-decoder", base_decoder)
         hwr("plot", int8, "--out", results / "int8-curves.png")
@@ -148,7 +146,7 @@ def main() -> None:
     if "tune" in stages:
         # all 1,438 lines (not tune-lm's default first 400) at the shipped beam width: ~3 minutes on one core
         hwr("tune-lm", "--data", iam, "--split", "testset_v", "--limit", "1438", "--model", model,
-            "--decoder-config", base_decoder, "--beam-size", "64", "--weights", "1.0,1.3,1.6", "--bonuses=0,0.5,1,1.5", "--out", decoder)
+            "--decoder-config", base_decoder, "--weights", "1.0,1.3,1.6", "--bonuses=0,0.5,1,1.5", "--out", decoder)
 
     if "export" in stages:
         if not decoder.exists() or decoder.stat().st_mtime < model.stat().st_mtime:
