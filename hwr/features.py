@@ -120,11 +120,11 @@ MAX_RESAMPLED = 20_000       # points after resampling (the network's input leng
 
 
 def check_size(ink: Ink, config: FeatureConfig | None = None) -> None:
-    """Refuse, in one line and before any heavy work, an ink too large to be one line."""
+    """Refuse, in one line and before any heavy work, an ink too large to be one line.
+    (`ink_features(..., bounded=True)` refuses the same inks on its way, without this pass's
+    second look at every point: the recognizer's path.)"""
     cfg = config or FeatureConfig()
-    if ink.num_points > MAX_POINTS:
-        raise InkError(f"the ink has {ink.num_points:,} points; one line may have at most {MAX_POINTS:,} "
-                       "(split it into lines)")
+    _check_points(ink)
     if ink.num_points < 2:
         return
     pts = ink.points()[:, :2].astype(np.float64)
@@ -134,10 +134,21 @@ def check_size(ink: Ink, config: FeatureConfig | None = None) -> None:
     height, _ = writing_height(pts, lengths)
     seg = _segment_lengths(pts)
     seg[np.cumsum(lengths)[:-1] - 1] = 0.0  # pen-up jumps between strokes are not resampled
-    estimate = seg.sum() / height / cfg.step + len(lengths)
-    if estimate > MAX_RESAMPLED:
-        raise InkError(f"the ink is about {estimate:,.0f} writing heights x {1 / cfg.step:.0f} long once resampled; "
-                       f"one line may be at most {MAX_RESAMPLED:,} (split it into lines, or it is not handwriting)")
+    # at most this many: each stroke gets ceil(length / step) points, at least one, and maybe its end point,
+    # so an ink passed here is never refused by `ink_features(..., bounded=True)`, which counts exactly
+    _check_resampled(seg.sum() / height / cfg.step + 2 * len(lengths), cfg.step)
+
+
+def _check_points(ink: Ink) -> None:
+    if ink.num_points > MAX_POINTS:
+        raise InkError(f"the ink has {ink.num_points:,} points; one line may have at most {MAX_POINTS:,} "
+                       "(split it into lines)")
+
+
+def _check_resampled(count: float, step: float) -> None:
+    if count > MAX_RESAMPLED:
+        raise InkError(f"the ink is {count:,.0f} points long once resampled (one every {step:g} writing heights); "
+                       f"one line may have at most {MAX_RESAMPLED:,} (split it into lines, or it is not handwriting)")
 
 
 def _pointer_like(xy: np.ndarray, index: np.ndarray, lengths: np.ndarray, rng: np.random.Generator):
@@ -177,9 +188,13 @@ def _pointer_like(xy: np.ndarray, index: np.ndarray, lengths: np.ndarray, rng: n
 
 
 def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: AugmentConfig | None = None,
-                 rng: np.random.Generator | None = None) -> Features:
-    """Features for one ink; with `augment` (and `rng`) the training-time distortions apply."""
+                 rng: np.random.Generator | None = None, bounded: bool = False) -> Features:
+    """Features for one ink; with `augment` (and `rng`) the training-time distortions apply.
+    `bounded`: refuse an ink too large to be one line (`check_size`'s limits) before the work
+    that grows with it, as the recognizer must for any upload."""
     cfg = config or FeatureConfig()
+    if bounded:
+        _check_points(ink)
     pts = ink.points()
     if len(pts) == 0:
         raise InkError("ink is empty: draw or load some strokes first")
@@ -201,7 +216,7 @@ def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: Augment
         xy, index, lengths = _drop_points(xy, index, lengths, rng.uniform(0, augment.dropout), rng)
         xy = _random_affine(xy, augment, rng)
         step = step * rng.uniform(1 - augment.step_jitter, 1 + augment.step_jitter)
-    rs_xy, rs_src, rs_stroke, first = _resample(xy, lengths, step)
+    rs_xy, rs_src, rs_stroke, first = _resample(xy, lengths, step, bounded)
     if augment is not None and augment.enabled and augment.jitter > 0:
         rs_xy = rs_xy + rng.normal(0, augment.jitter, rs_xy.shape)
     values = np.zeros((len(rs_xy), cfg.size))  # T, F
@@ -213,8 +228,9 @@ def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: Augment
     return Features(values.astype(np.float32), index[rs_src], rs_stroke)
 
 
-def _resample(xy: np.ndarray, lengths: np.ndarray, step: float):
-    """Resample every stroke at `step` along its arc length (end points kept).
+def _resample(xy: np.ndarray, lengths: np.ndarray, step: float, bounded: bool = False):
+    """Resample every stroke at `step` along its arc length (end points kept); `bounded`: an
+    InkError instead when that would give more than MAX_RESAMPLED points.
 
     Returns, per resampled point, (xy, source index, stroke index, first-of-stroke flag).
     All strokes are done at once: a Python loop over strokes used to cost most of `ink_features`.
@@ -241,6 +257,8 @@ def _resample(xy: np.ndarray, lengths: np.ndarray, step: float):
     count = np.maximum(np.ceil(total / step), 1).astype(np.int64)
     with_end = total - (count - 1) * step > 0.3 * step
     per_stroke = count + with_end
+    if bounded:
+        _check_resampled(per_stroke.sum(), step)
     target_stroke = np.repeat(strokes, per_stroke)  # T
     first = np.cumsum(per_stroke) - per_stroke  # each stroke's first target
     t = (np.arange(len(target_stroke)) - first[target_stroke]) * step

@@ -21,6 +21,7 @@ import json
 import os
 import tempfile
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -181,22 +182,35 @@ class OnnxNetwork:
         lp, frames = session.run(None, {"features": x, "lengths": lengths})
         return torch.from_numpy(lp), torch.from_numpy(frames)
 
+    @property
+    def reads_lines_alone(self) -> bool:
+        """True for an int8 graph: each line runs alone (`_line_by_line`), so a caller can hand
+        lines over one by one as they are ready (`submit`) and lose nothing to batching."""
+        return bool(self.config.lstm_int8)
+
+    def submit(self, x: np.ndarray) -> Future:
+        """One line's (T, F) features to the `threads` one-thread workers: a future of its (T', C)
+        log-probs. The caller prepares the next line meanwhile (the GIL is free while onnxruntime
+        runs)."""
+        if getattr(self, "_pool", None) is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="hwr-onnx")
+        return self._pool.submit(self._line, np.ascontiguousarray(x, dtype=np.float32))
+
+    def _line(self, x: np.ndarray) -> np.ndarray:
+        lp, _ = self._single.run(None, {"features": x[None], "lengths": np.array([len(x)], np.int64)})
+        return lp[:, 0]
+
     def _line_by_line(self, x: np.ndarray, lengths: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch of an int8 graph, each line alone on a one-thread session, `threads` lines at a
         time. onnxruntime quantizes an LSTM's input with the range of all of it, padding included,
         so a batched line would read differently beside different lines; and int8 gains little
         from batching (BENCHMARKS.md: one line at a time on each core was as fast)."""
-        if getattr(self, "_pool", None) is None:
-            from concurrent.futures import ThreadPoolExecutor
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="hwr-onnx")
-        runs = list(self._pool.map(
-            lambda b: self._single.run(None, {"features": x[b:b + 1, :lengths[b]], "lengths": lengths[b:b + 1]}),
-            range(len(lengths))))
-        frames = np.concatenate([f for _, f in runs])
-        width = runs[0][0].shape[-1]
+        runs = [f.result() for f in [self.submit(x[b, :lengths[b]]) for b in range(len(lengths))]]
+        frames = np.array([len(one) for one in runs], dtype=np.int64)
+        width = runs[0].shape[-1]
         lp = np.full((int(frames.max()), len(runs), width), -np.log(width), dtype=np.float32)  # padding: uniform
-        for b, (one, _) in enumerate(runs):
-            lp[:one.shape[0], b] = one[:, 0]
+        for b, one in enumerate(runs):
+            lp[:len(one), b] = one
         return torch.from_numpy(lp), torch.from_numpy(frames)
 
     def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:

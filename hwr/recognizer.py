@@ -11,8 +11,8 @@ page's text, one `LineResult` per line and per-word alternatives (`hwr.results`)
 One Recognizer serves many threads at once (the Streamlit app shares one across sessions): the
 network's forward pass is stateless in eval mode (PyTorch) and onnxruntime sessions are
 thread-safe, and the beam search lends each concurrent call its own search state. No global
-lock: one person's long upload does not make everyone else wait, and `features.check_size`
-bounds the work per line.
+lock: one person's long upload does not make everyone else wait, and the features' own bounds
+(`ink_features(..., bounded=True)`) cap the work per line.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .align import CharSpan, char_spans, forced_frames
 from .data import collate
 from .decode import BackendError, Decoder, DecoderConfig, Hypothesis
 from .errors import ConfigError
-from .features import Features, check_size, ink_features
+from .features import Features, ink_features
 from .ink import Ink, InkError
 from .layout import segment_lines
 from .results import LineResult, Result, Word, page_result, spans_to_page, word_alternatives  # noqa: F401 - Result is API
@@ -188,8 +188,7 @@ class Recognizer:
         return cfg, None
 
     def features(self, ink: Ink) -> Features:
-        check_size(ink, self.feature_config)  # bounded work per line: one upload cannot hold the server
-        return ink_features(ink, self.feature_config)
+        return ink_features(ink, self.feature_config, bounded=True)  # one upload cannot hold the server
 
     @torch.no_grad()
     def log_probs(self, feats: list[Features]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -272,6 +271,9 @@ class Recognizer:
                 out[i] = hit
             else:
                 todo.append(i)
+        if getattr(self.model, "reads_lines_alone", False):
+            self._outputs_line_by_line(inks, todo, digests, out, cache)
+            return out
         feats = {i: self.features(inks[i]) for i in todo}  # every line checked before any network work
         for k in range(0, len(todo), self.LINE_BATCH):
             chunk = todo[k:k + self.LINE_BATCH]
@@ -281,6 +283,26 @@ class Recognizer:
                 if cache is not None:
                     cache.put(("net", self._cache_id, digests[i]), out[i])
         return out
+
+    def _outputs_line_by_line(self, inks: list[Ink], todo: list[int], digests: list[str],
+                              out: list[_LineOutput | None], cache: LineCache | None) -> None:
+        """`_outputs` for a network that reads each line alone (an int8 graph): a line goes to the
+        network as soon as its features are ready, which keeps both cores busy while this thread
+        computes the next line's (the features were ~12 % of a batch's time, spent with the
+        network idle). A bad line stops the batch before the lines after it cost anything."""
+        feats, pending = {}, {}
+        try:
+            for i in todo:
+                feats[i] = self.features(inks[i])
+                pending[i] = self.model.submit(feats[i].values)
+        except BaseException:
+            for f in pending.values():
+                f.cancel()
+            raise
+        for i in todo:
+            out[i] = _LineOutput(digests[i], feats[i], torch.from_numpy(pending[i].result()), inks[i].stroke_lengths())
+            if cache is not None:
+                cache.put(("net", self._cache_id, digests[i]), out[i])
 
     def _decode(self, outputs: list[_LineOutput], contexts: list[str], cfg: DecoderConfig, spans: bool,
                 cache: LineCache | None) -> list[tuple[list[Hypothesis], list[CharSpan]]]:

@@ -177,3 +177,23 @@ def test_an_upsampled_stride_4_network_exports_and_reads_like_pytorch(tmp_path):
         assert n_t.tolist() == n_o.tolist() and lp_t.shape == lp_o.shape
         for b, n in enumerate(n_t.tolist()):
             assert (lp_t[:n, b] - lp_o[:n, b]).abs().max() < 1e-4
+
+
+def test_a_bad_line_in_an_int8_batch_stops_it_with_its_reason_and_the_next_batch_reads():
+    """The int8 graph reads a batch line by line, each line's network started as soon as its
+    features are ready (Recognizer._outputs_line_by_line): a bad line in the middle raises its
+    one-line error, and the same recognizer reads the next batch as before."""
+    import numpy as np
+
+    from hwr.features import MAX_POINTS
+    from hwr.ink import InkError, Stroke
+    rec = Recognizer.load(backend="onnx")
+    assert rec.model.reads_lines_alone
+    inks = golden_inks()
+    g = DecoderConfig(kind="greedy")
+    before = [r.text for r in rec.recognize(inks, decoder=g)]
+    huge = Ink([Stroke(np.random.default_rng(0).uniform(0, 1000, (MAX_POINTS + 1, 2)))])
+    with pytest.raises(InkError, match="at most"):
+        rec.recognize(inks[:2] + [huge] + inks[2:], decoder=g)
+    assert [r.text for r in rec.recognize(inks, decoder=g)] == before
+    assert [rec.recognize(k, decoder=g).text for k in inks] == before  # and each alone reads the same

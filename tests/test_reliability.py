@@ -222,6 +222,32 @@ def test_work_per_line_is_capped_before_it_starts(tiny_model):
     with pytest.raises(InkError, match="long once resampled"):
         check_size(scattered)
     check_size(synthetic_line("a normal line of text")[0])  # real lines pass
+    with pytest.raises(InkError, match="long once resampled"):
+        rec.recognize(scattered)  # the recognizer's features refuse it on their own
+
+
+def test_check_size_passes_only_what_the_recognizer_reads(monkeypatch):
+    """check_size (training's filter, evaluate's "unreadable") bounds the resampled length from
+    above: with the limit one below a line's exact count, the recognizer's features refuse the
+    line, and check_size must too (a line it passes is never refused later)."""
+    import numpy as np
+    import pytest
+
+    import hwr.features as F
+    from hwr.ink import InkError, Stroke
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        ink = Ink([Stroke(np.cumsum(rng.normal(0, rng.uniform(0.1, 30), (int(rng.integers(1, 60)), 2)), 0))
+                   for _ in range(int(rng.integers(1, 30)))])
+        cfg = F.FeatureConfig(step=float(rng.choice([0.1, 0.5, 1.0])))
+        n = len(F.ink_features(ink, cfg).values)  # the exact count, unbounded
+        monkeypatch.setattr(F, "MAX_RESAMPLED", n)
+        F.ink_features(ink, cfg, bounded=True)  # exactly at the limit: read
+        monkeypatch.setattr(F, "MAX_RESAMPLED", n - 1)
+        with pytest.raises(InkError, match="long once resampled"):
+            F.ink_features(ink, cfg, bounded=True)
+        with pytest.raises(InkError, match="long once resampled"):
+            F.check_size(ink, cfg)
 
 
 def test_one_long_line_does_not_hold_up_another(tiny_model):
