@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -164,6 +165,8 @@ class OnnxNetwork:
         # an int8 graph reads every line alone on the one-thread session (`_line_by_line`)
         batched = self.threads > 1 and not config.lstm_int8
         self._batch = self._session(self.threads) if batched else self._single
+        self._pool: ThreadPoolExecutor | None = None  # the workers of `submit`, made on first use
+        self._pool_lock = threading.Lock()
 
     def _session(self, threads: int):
         import onnxruntime as ort
@@ -192,8 +195,9 @@ class OnnxNetwork:
         """One line's (T, F) features to the `threads` one-thread workers: a future of its (T', C)
         log-probs. The caller prepares the next line meanwhile (the GIL is free while onnxruntime
         runs)."""
-        if getattr(self, "_pool", None) is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="hwr-onnx")
+        with self._pool_lock:  # app sessions share one network: one pool, made once
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="hwr-onnx")
         return self._pool.submit(self._line, np.ascontiguousarray(x, dtype=np.float32))
 
     def _line(self, x: np.ndarray) -> np.ndarray:
