@@ -120,33 +120,15 @@ MAX_RESAMPLED = 20_000       # points after resampling (the network's input leng
 
 
 def check_size(ink: Ink, config: FeatureConfig | None = None) -> None:
-    """Refuse, in one line and before any heavy work, an ink too large to be one line.
-    (`ink_features(..., bounded=True)` refuses the same inks on its way, without this pass's
-    second look at every point: the recognizer's path.)"""
-    cfg = config or FeatureConfig()
-    _check_points(ink)
-    if ink.num_points < 2:
-        return
-    pts = ink.points()[:, :2].astype(np.float64)
-    if not np.isfinite(pts).all():
-        raise InkError("ink has non-finite coordinates")
-    lengths = ink.stroke_lengths()
-    height, _ = writing_height(pts, lengths)
-    seg = _segment_lengths(pts)
-    seg[np.cumsum(lengths)[:-1] - 1] = 0.0  # pen-up jumps between strokes are not resampled
-    # at most this many: each stroke gets ceil(length / step) points, at least one, and maybe its end point,
-    # so an ink passed here is never refused by `ink_features(..., bounded=True)`, which counts exactly
-    _check_resampled(seg.sum() / height / cfg.step + 2 * len(lengths), cfg.step)
-
-
-def _check_points(ink: Ink) -> None:
-    if ink.num_points > MAX_POINTS:
-        raise InkError(f"the ink has {ink.num_points:,} points; one line may have at most {MAX_POINTS:,} "
-                       "(split it into lines)")
+    """Refuse, in one line, an ink the recognizer refuses: too large to be one line, empty, or
+    not finite. For callers that only need the answer (training's validation filter): it is
+    `ink_features(..., bounded=True)`, which stops before the work that grows with the ink, so
+    the two can never disagree."""
+    ink_features(ink, config, bounded=True)
 
 
 def _check_resampled(count: float, step: float) -> None:
-    if count > MAX_RESAMPLED:
+    if not count <= MAX_RESAMPLED:  # (NaN from absurd coordinates is refused too)
         raise InkError(f"the ink is {count:,.0f} points long once resampled (one every {step:g} writing heights); "
                        f"one line may have at most {MAX_RESAMPLED:,} (split it into lines, or it is not handwriting)")
 
@@ -193,8 +175,9 @@ def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: Augment
     `bounded`: refuse an ink too large to be one line (`check_size`'s limits) before the work
     that grows with it, as the recognizer must for any upload."""
     cfg = config or FeatureConfig()
-    if bounded:
-        _check_points(ink)
+    if bounded and ink.num_points > MAX_POINTS:
+        raise InkError(f"the ink has {ink.num_points:,} points; one line may have at most {MAX_POINTS:,} "
+                       "(split it into lines)")
     pts = ink.points()
     if len(pts) == 0:
         raise InkError("ink is empty: draw or load some strokes first")
@@ -254,11 +237,12 @@ def _resample(xy: np.ndarray, lengths: np.ndarray, step: float, bounded: bool = 
 
     # targets 0, step, 2 step, ... below each stroke's length, plus its end unless within 0.3 step;
     # a dot (length < 1e-9) gets one target, its first point
-    count = np.maximum(np.ceil(total / step), 1).astype(np.int64)
+    count = np.maximum(np.ceil(total / step), 1)
     with_end = total - (count - 1) * step > 0.3 * step
+    if bounded:  # before anything that size is made (and while a NaN count is still a float)
+        _check_resampled(float((count + with_end).sum()), step)
+    count = count.astype(np.int64)
     per_stroke = count + with_end
-    if bounded:
-        _check_resampled(per_stroke.sum(), step)
     target_stroke = np.repeat(strokes, per_stroke)  # T
     first = np.cumsum(per_stroke) - per_stroke  # each stroke's first target
     t = (np.arange(len(target_stroke)) - first[target_stroke]) * step

@@ -15,7 +15,9 @@ line's result does not depend on the other lines of its batch.
 
 from __future__ import annotations
 
+import collections
 import copy
+import itertools
 import hashlib
 import json
 import os
@@ -24,6 +26,7 @@ import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -144,10 +147,17 @@ def _export_float(net: Network, path: str | os.PathLike) -> Path:
 class OnnxNetwork:
     """Runs an exported graph with onnxruntime; called like `Network` (tensors in, tensors out).
 
-    One line at a time runs on a single-threaded session: measured on 2 cores, a second thread
-    slowed one median line from 8.6 to ~12 ms (a sequential LSTM has little to share), while
-    batches gain from `threads` (default: torch's thread count). Sessions are thread-safe.
+    One line runs on a single-threaded session, on the calling thread: measured on 2 cores, a
+    second thread slowed one median line from 8.6 to ~12 ms (a sequential LSTM has little to
+    share). Batches use `threads` (default: torch's thread count): a float graph's batch runs on
+    a session with that many threads; an int8 graph reads a batch as single lines, `threads` at
+    a time on worker threads (`read_lines`). Sessions are thread-safe.
     """
+
+    # lines of one `read_lines` call queued at once, per worker: measured on 2 cores (400 testset_v
+    # lines in batches of 32, 3 x 144 LSTMs) 1 per worker cost 13 % of the throughput, 2 cost 4 %,
+    # 8 as fast as an unbounded queue; behind a page, a line waits at most ~8 lines' time
+    QUEUED_PER_THREAD = 8
 
     def __init__(self, path: str | os.PathLike, config: ModelConfig, threads: int | None = None):
         try:
@@ -165,7 +175,7 @@ class OnnxNetwork:
         # an int8 graph reads every line alone on the one-thread session (`_line_by_line`)
         batched = self.threads > 1 and not config.lstm_int8
         self._batch = self._session(self.threads) if batched else self._single
-        self._pool: ThreadPoolExecutor | None = None  # the workers of `submit`, made on first use
+        self._pool: ThreadPoolExecutor | None = None  # the workers of `read_lines`, made on first use
         self._pool_lock = threading.Lock()
 
     def _session(self, threads: int):
@@ -187,20 +197,45 @@ class OnnxNetwork:
 
     @property
     def reads_lines_alone(self) -> bool:
-        """True for an int8 graph: each line runs alone (`_line_by_line`), so a caller can hand
-        lines over one by one as they are ready (`submit`) and lose nothing to batching."""
+        """True for an int8 graph: each line runs alone (`read_lines`), so a caller can hand lines
+        over one by one as they are ready and lose nothing to batching."""
         return bool(self.config.lstm_int8)
 
-    def submit(self, x: np.ndarray) -> Future:
-        """One line's (T, F) features to the `threads` one-thread workers: a future of its (T', C)
-        log-probs. The caller prepares the next line meanwhile (the GIL is free while onnxruntime
-        runs)."""
+    def read_lines(self, lines: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Each line's (T', C) log-probs, in order, for an iterable of (T, F) feature arrays.
+
+        Lines run on `threads` one-thread workers while the iterable prepares the next one (the
+        GIL is free while onnxruntime runs). A lone line (the app's usual call: one changed
+        line) runs on the calling thread and never queues; a batch keeps at most
+        `QUEUED_PER_THREAD * threads` lines in the workers' queue, so other callers' batches
+        interleave with a long page rather than wait for all of it. An error, from the iterable
+        or the network, cancels this call's queued lines and is raised as it is.
+        """
+        it = iter(lines)
+        first = next(it, None)
+        if first is None:
+            return
+        second = next(it, None)
+        if second is None:
+            yield self._line(first)
+            return
         with self._pool_lock:  # app sessions share one network: one pool, made once
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="hwr-onnx")
-        return self._pool.submit(self._line, np.ascontiguousarray(x, dtype=np.float32))
+        pending: collections.deque[Future] = collections.deque()
+        try:
+            for x in itertools.chain((first, second), it):
+                if len(pending) >= self.QUEUED_PER_THREAD * self.threads:
+                    yield pending.popleft().result()
+                pending.append(self._pool.submit(self._line, x))
+            while pending:
+                yield pending.popleft().result()
+        finally:  # an error, or a caller that stopped reading: nothing of this call left queued
+            for f in pending:
+                f.cancel()
 
     def _line(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
         lp, _ = self._single.run(None, {"features": x[None], "lengths": np.array([len(x)], np.int64)})
         return lp[:, 0]
 
@@ -209,7 +244,7 @@ class OnnxNetwork:
         time. onnxruntime quantizes an LSTM's input with the range of all of it, padding included,
         so a batched line would read differently beside different lines; and int8 gains little
         from batching (BENCHMARKS.md: one line at a time on each core was as fast)."""
-        runs = [f.result() for f in [self.submit(x[b, :lengths[b]]) for b in range(len(lengths))]]
+        runs = list(self.read_lines(x[b, :lengths[b]] for b in range(len(lengths))))
         frames = np.array([len(one) for one in runs], dtype=np.int64)
         width = runs[0].shape[-1]
         lp = np.full((int(frames.max()), len(runs), width), -np.log(width), dtype=np.float32)  # padding: uniform

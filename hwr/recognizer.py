@@ -287,20 +287,19 @@ class Recognizer:
     def _outputs_line_by_line(self, inks: list[Ink], todo: list[int], digests: list[str],
                               out: list[_LineOutput | None], cache: LineCache | None) -> None:
         """`_outputs` for a network that reads each line alone (an int8 graph): a line goes to the
-        network as soon as its features are ready, which keeps both cores busy while this thread
-        computes the next line's (the features were ~12 % of a batch's time, spent with the
-        network idle). A bad line stops the batch before the lines after it cost anything."""
-        feats, pending = {}, {}
-        try:
+        network as soon as its features are ready (`OnnxNetwork.read_lines`), which keeps both
+        cores busy while this thread computes the next line's features (before, a batch spent
+        ~12 % of its time on features with the network idle). A bad line stops the batch before
+        the lines after it cost anything."""
+        feats: dict[int, Features] = {}
+
+        def values():
             for i in todo:
                 feats[i] = self.features(inks[i])
-                pending[i] = self.model.submit(feats[i].values)
-        except BaseException:
-            for f in pending.values():
-                f.cancel()
-            raise
-        for i in todo:
-            out[i] = _LineOutput(digests[i], feats[i], torch.from_numpy(pending[i].result()), inks[i].stroke_lengths())
+                yield feats[i].values
+
+        for i, lp in zip(todo, self.model.read_lines(values())):
+            out[i] = _LineOutput(digests[i], feats[i], torch.from_numpy(lp), inks[i].stroke_lengths())
             if cache is not None:
                 cache.put(("net", self._cache_id, digests[i]), out[i])
 

@@ -296,19 +296,19 @@ def test_app_page_mode_reads_lines_and_saves_one_sample_per_line(app, tmp_path):
 def test_app_page_reads_only_the_line_that_changed(app, monkeypatch):
     """The tab's LineCache: a stroke on the second line runs the network on that line alone."""
     from hwr.recognizer import Recognizer
-    batches = []
-    real = Recognizer.log_probs
-    monkeypatch.setattr(Recognizer, "log_probs", lambda self, feats: batches.append(len(feats)) or real(self, feats))
+    read = []  # lines on their way to the network (features are made for uncached lines only)
+    real = Recognizer.features
+    monkeypatch.setattr(Recognizer, "features", lambda self, ink: read.append(ink.num_points) or real(self, ink))
     at = _page_mode(app)
-    batches.clear()  # the recognizer's warm-up on loading
+    read.clear()  # the recognizer's warm-up on loading
     strokes = page_strokes()
     at.session_state["strokes"] = strokes[:-1]
     at.run()
-    assert sum(batches) == 2 and len(_page_lines(at)) == 2
-    batches.clear()
+    assert len(read) == 2 and len(_page_lines(at)) == 2
+    read.clear()
     at.session_state["strokes"] = strokes  # the last stroke of "ace"
     at.run()
-    assert batches == [1] and _page_lines(at) == ["bad cab", "ace"]
+    assert len(read) == 1 and _page_lines(at) == ["bad cab", "ace"]
 
 
 @pytest.mark.slow

@@ -179,10 +179,13 @@ def test_an_upsampled_stride_4_network_exports_and_reads_like_pytorch(tmp_path):
             assert (lp_t[:n, b] - lp_o[:n, b]).abs().max() < 1e-4
 
 
-def test_a_bad_line_in_an_int8_batch_stops_it_with_its_reason_and_the_next_batch_reads():
+def test_a_bad_line_in_an_int8_batch_stops_it_with_its_reason_and_the_next_batch_reads(monkeypatch):
     """The int8 graph reads a batch line by line, each line's network started as soon as its
-    features are ready (Recognizer._outputs_line_by_line): a bad line in the middle raises its
-    one-line error, and the same recognizer reads the next batch as before."""
+    features are ready (OnnxNetwork.read_lines): a bad line raises its one-line error and no line
+    after it reaches the network; an error inside the network comes out as it is; either way the
+    same recognizer reads the next batch as before."""
+    import threading
+
     import numpy as np
 
     from hwr.features import MAX_POINTS
@@ -192,8 +195,55 @@ def test_a_bad_line_in_an_int8_batch_stops_it_with_its_reason_and_the_next_batch
     inks = golden_inks()
     g = DecoderConfig(kind="greedy")
     before = [r.text for r in rec.recognize(inks, decoder=g)]
+    real, lock, calls = rec.model._line, threading.Lock(), []
+
+    def counted(x):
+        with lock:
+            calls.append(len(x))
+        return real(x)
+
+    monkeypatch.setattr(rec.model, "_line", counted)
     huge = Ink([Stroke(np.random.default_rng(0).uniform(0, 1000, (MAX_POINTS + 1, 2)))])
     with pytest.raises(InkError, match="at most"):
         rec.recognize(inks[:2] + [huge] + inks[2:], decoder=g)
+    assert len(calls) <= 2
+
+    def broken(x):
+        raise RuntimeError("the network broke")
+
+    monkeypatch.setattr(rec.model, "_line", broken)
+    with pytest.raises(RuntimeError, match="the network broke"):
+        rec.recognize(inks, decoder=g)
+    monkeypatch.undo()
     assert [r.text for r in rec.recognize(inks, decoder=g)] == before
     assert [rec.recognize(k, decoder=g).text for k in inks] == before  # and each alone reads the same
+
+
+def test_a_line_is_not_queued_behind_another_sessions_batch(monkeypatch):
+    """App sessions share one Recognizer: while one session's batch holds both int8 workers, another
+    session's single line (a stroke on the canvas) runs on its own thread and is read."""
+    import threading
+
+    rec = Recognizer.load(backend="onnx")
+    inks = golden_inks()
+    g = DecoderConfig(kind="greedy")
+    alone = rec.recognize(inks[0], decoder=g).text
+    real, held, release = rec.model._line, threading.Semaphore(0), threading.Event()
+
+    def slow_in_workers(x):
+        if threading.current_thread().name.startswith("hwr-onnx"):
+            held.release()
+            assert release.wait(30)
+        return real(x)
+
+    monkeypatch.setattr(rec.model, "_line", slow_in_workers)
+    batch = threading.Thread(target=rec.recognize, args=(inks[1:6],), kwargs={"decoder": g})
+    batch.start()
+    try:
+        for _ in range(rec.model.threads):  # every worker busy with the batch
+            assert held.acquire(timeout=30)
+        assert rec.recognize(inks[0], decoder=g).text == alone
+        assert batch.is_alive()  # the batch was still held while the line was read
+    finally:
+        release.set()
+        batch.join(30)

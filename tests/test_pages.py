@@ -92,9 +92,9 @@ def test_the_cache_reads_only_the_line_that_changed(rec, page, monkeypatch):
     ink, src = page
     cache = LineCache()
     first = rec.recognize(ink, cache=cache)
-    calls = []
-    real = rec.log_probs
-    monkeypatch.setattr(rec, "log_probs", lambda feats: calls.append(len(feats)) or real(feats))
+    calls = []  # lines on their way to the network (features are made for uncached lines only)
+    real = rec.features
+    monkeypatch.setattr(rec, "features", lambda k: calls.append(k.num_points) or real(k))
     again = rec.recognize(ink, cache=cache)
     assert calls == [] and again.text == first.text
     # one more stroke on the last line: only that line goes through the network
@@ -103,7 +103,7 @@ def test_the_cache_reads_only_the_line_that_changed(rec, page, monkeypatch):
     dot[:, 2] += 500.0
     grown = Ink(ink.strokes + [Stroke(dot, last[-1].pointer_type)])
     rec.recognize(grown, cache=cache)
-    assert calls == [1]
+    assert len(calls) == 1
 
 
 def test_a_caller_changing_its_result_leaves_the_cache_alone(rec, page):

@@ -226,10 +226,9 @@ def test_work_per_line_is_capped_before_it_starts(tiny_model):
         rec.recognize(scattered)  # the recognizer's features refuse it on their own
 
 
-def test_check_size_passes_only_what_the_recognizer_reads(monkeypatch):
-    """check_size (training's filter, evaluate's "unreadable") bounds the resampled length from
-    above: with the limit one below a line's exact count, the recognizer's features refuse the
-    line, and check_size must too (a line it passes is never refused later)."""
+def test_the_resampled_length_is_bounded_exactly(monkeypatch):
+    """The limit on resampled points is the exact count (a line at the limit is read, one point over
+    it is refused), and check_size (training's validation filter) refuses what the recognizer does."""
     import numpy as np
     import pytest
 
@@ -243,6 +242,7 @@ def test_check_size_passes_only_what_the_recognizer_reads(monkeypatch):
         n = len(F.ink_features(ink, cfg).values)  # the exact count, unbounded
         monkeypatch.setattr(F, "MAX_RESAMPLED", n)
         F.ink_features(ink, cfg, bounded=True)  # exactly at the limit: read
+        F.check_size(ink, cfg)
         monkeypatch.setattr(F, "MAX_RESAMPLED", n - 1)
         with pytest.raises(InkError, match="long once resampled"):
             F.ink_features(ink, cfg, bounded=True)
