@@ -120,10 +120,10 @@ MAX_RESAMPLED = 20_000       # points after resampling (the network's input leng
 
 
 def check_size(ink: Ink, config: FeatureConfig | None = None) -> None:
-    """Refuse, in one line, an ink the recognizer refuses: too large to be one line, empty, or
-    not finite. For callers that only need the answer (training's validation filter): it is
-    `ink_features(..., bounded=True)`, which stops before the work that grows with the ink, so
-    the two can never disagree."""
+    """Refuse, in one line, an ink the recognizer refuses: too large to be one line (refused
+    before the work that grows with it), empty, with an empty stroke, or not finite. For callers
+    that only need the answer (training's validation filter): it is `ink_features(...,
+    bounded=True)`, so the two can never disagree; an ink it accepts costs its features."""
     ink_features(ink, config, bounded=True)
 
 
@@ -172,8 +172,9 @@ def _pointer_like(xy: np.ndarray, index: np.ndarray, lengths: np.ndarray, rng: n
 def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: AugmentConfig | None = None,
                  rng: np.random.Generator | None = None, bounded: bool = False) -> Features:
     """Features for one ink; with `augment` (and `rng`) the training-time distortions apply.
-    `bounded`: refuse an ink too large to be one line (`check_size`'s limits) before the work
-    that grows with it, as the recognizer must for any upload."""
+    `bounded`: refuse an ink too large to be one line (more than MAX_POINTS points, or
+    MAX_RESAMPLED once resampled) before the work that grows with it, as the recognizer must for
+    any upload."""
     cfg = config or FeatureConfig()
     if bounded and ink.num_points > MAX_POINTS:
         raise InkError(f"the ink has {ink.num_points:,} points; one line may have at most {MAX_POINTS:,} "

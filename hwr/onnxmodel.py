@@ -172,7 +172,7 @@ class OnnxNetwork:
         self.path = str(path)
         self.threads = threads or torch.get_num_threads()
         self._single = self._session(1)
-        # an int8 graph reads every line alone on the one-thread session (`_line_by_line`)
+        # an int8 graph reads every line alone on the one-thread session (`read_lines`, `_line_by_line`)
         batched = self.threads > 1 and not config.lstm_int8
         self._batch = self._session(self.threads) if batched else self._single
         self._pool: ThreadPoolExecutor | None = None  # the workers of `read_lines`, made on first use
@@ -235,6 +235,7 @@ class OnnxNetwork:
                 f.cancel()
 
     def _line(self, x: np.ndarray) -> np.ndarray:
+        # (runs on the workers: it must never wait on the pool itself, or a full pool would deadlock)
         x = np.ascontiguousarray(x, dtype=np.float32)
         lp, _ = self._single.run(None, {"features": x[None], "lengths": np.array([len(x)], np.int64)})
         return lp[:, 0]

@@ -4,7 +4,8 @@
     rec = Recognizer.load()                 # the shipped model and its decoder settings
     result = rec.recognize(ink, nbest=5)    # text, score, candidates, char_spans, lines, words
 
-A page (several lines) is cut into lines (`hwr.layout`), the lines are read in one batch, and
+A page (several lines) is cut into lines (`hwr.layout`), the lines are read together (one
+padded batch; an int8 graph streams them line by line, `_outputs_line_by_line`), and
 each line's beam search is primed with the line before it (`context`); the result has the
 page's text, one `LineResult` per line and per-word alternatives (`hwr.results`).
 
@@ -274,7 +275,8 @@ class Recognizer:
         if getattr(self.model, "reads_lines_alone", False):
             self._outputs_line_by_line(inks, todo, digests, out, cache)
             return out
-        feats = {i: self.features(inks[i]) for i in todo}  # every line checked before any network work
+        # a padded batch: every line checked before any network work
+        feats = {i: self.features(inks[i]) for i in todo}
         for k in range(0, len(todo), self.LINE_BATCH):
             chunk = todo[k:k + self.LINE_BATCH]
             lp, lengths = self.log_probs([feats[i] for i in chunk])

@@ -233,7 +233,7 @@ def test_a_line_is_not_queued_behind_another_sessions_batch(monkeypatch):
     def slow_in_workers(x):
         if threading.current_thread().name.startswith("hwr-onnx"):
             held.release()
-            assert release.wait(30)
+            assert release.wait(10)
         return real(x)
 
     monkeypatch.setattr(rec.model, "_line", slow_in_workers)
@@ -241,9 +241,59 @@ def test_a_line_is_not_queued_behind_another_sessions_batch(monkeypatch):
     batch.start()
     try:
         for _ in range(rec.model.threads):  # every worker busy with the batch
-            assert held.acquire(timeout=30)
+            assert held.acquire(timeout=10)
         assert rec.recognize(inks[0], decoder=g).text == alone
         assert batch.is_alive()  # the batch was still held while the line was read
     finally:
         release.set()
         batch.join(30)
+
+
+def test_a_batch_queues_a_bounded_number_of_lines_and_an_error_cancels_them(monkeypatch):
+    """read_lines keeps at most QUEUED_PER_THREAD x threads of one call's lines queued (results still
+    in order), and an error from the lines' source cancels the queued ones: only lines a worker had
+    already started are read."""
+    import threading
+    import time
+
+    from hwr.onnxmodel import OnnxNetwork
+    rec = Recognizer.load(backend="onnx")
+    net = rec.model
+    monkeypatch.setattr(OnnxNetwork, "QUEUED_PER_THREAD", 1)
+    feats = [rec.features(k).values for k in golden_inks()]
+    alone = [net._line(x) for x in feats]  # (a lone call runs on this thread)
+    real, lock, started, release = net._line, threading.Lock(), [], threading.Event()
+
+    def held(x):
+        with lock:
+            started.append(len(x))
+        assert release.wait(10)
+        return real(x)
+
+    monkeypatch.setattr(net, "_line", held)
+    pulled = []
+
+    def source(fail_at=None):
+        for n, x in enumerate(feats):
+            if n == fail_at:
+                raise ValueError("a bad line")
+            pulled.append(n)
+            yield x
+
+    out = []
+    reader = threading.Thread(target=lambda: out.extend(net.read_lines(source())))
+    reader.start()
+    time.sleep(0.5)  # the reader has pulled all it may while both workers hold their lines
+    assert len(pulled) <= net.threads + 1 < len(feats)
+    release.set()
+    reader.join(10)
+    assert len(out) == len(feats) and all((a == b).all() for a, b in zip(out, alone))
+
+    release.clear()
+    started.clear()
+    monkeypatch.setattr(OnnxNetwork, "QUEUED_PER_THREAD", 8)
+    with pytest.raises(ValueError, match="a bad line"):
+        list(net.read_lines(source(fail_at=10)))  # ten lines queued behind held workers, then the error
+    release.set()
+    time.sleep(0.5)
+    assert len(started) <= net.threads  # the queued lines were cancelled, not read
