@@ -291,9 +291,10 @@ def test_a_batch_queues_a_bounded_number_of_lines_and_an_error_cancels_them(monk
 
     release.clear()
     started.clear()
-    monkeypatch.setattr(OnnxNetwork, "QUEUED_PER_THREAD", 8)
-    with pytest.raises(ValueError, match="a bad line"):
-        list(net.read_lines(source(fail_at=10)))  # ten lines queued behind held workers, then the error
+    per_thread = (len(feats) - 1) // net.threads  # (net.threads: torch's thread count when it was made)
+    monkeypatch.setattr(OnnxNetwork, "QUEUED_PER_THREAD", per_thread)
+    with pytest.raises(ValueError, match="a bad line"):  # a full queue behind the held workers, then the error
+        list(net.read_lines(source(fail_at=per_thread * net.threads)))
     release.set()
     time.sleep(0.5)
     assert len(started) <= net.threads  # the queued lines were cancelled, not read
