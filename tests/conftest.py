@@ -30,6 +30,17 @@ def _own_cache(tmp_path_factory):
     os.environ.setdefault("HWR_CACHE_DIR", str(tmp_path_factory.mktemp("hwr-cache")))
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """A training run sets torch's thread count for its process (`TrainConfig.threads`), and a
+    recognizer made afterwards sizes its workers by it: each test leaves the count as it found it,
+    so no test depends on which ran before it."""
+    import torch
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 def glyph(ch: str) -> list[np.ndarray]:
     """A fixed, character-specific set of strokes in a 50 x 100 box (y down)."""
     rng = np.random.default_rng(zlib.crc32(ch.encode()))
