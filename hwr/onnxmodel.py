@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import collections
 import copy
-import itertools
 import hashlib
+import itertools
 import json
 import os
 import tempfile
