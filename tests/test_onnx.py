@@ -71,11 +71,13 @@ def test_onnx_graph_reads_like_pytorch(shipped, exported):
 
 @needs_shared
 def test_onnx_graph_reads_real_iam_lines_like_pytorch(shipped, exported):
+    import contextlib
     import itertools
     from hwr.importers import Report, reader
     src = SHARED / "iam-ondb"
-    samples = reader("iam-ondb")([str(src / "lineStrokes-all.tar.gz"), str(src / "ascii-all.tar.gz")], Report())
-    inks = [s.ink for s in itertools.islice(samples, 24)]
+    read = reader("iam-ondb")([str(src / "lineStrokes-all.tar.gz"), str(src / "ascii-all.tar.gz")], Report())
+    with contextlib.closing(read) as samples:  # stopping early: its worker processes end here
+        inks = [s.ink for s in itertools.islice(samples, 24)]
     _compare(shipped, Recognizer.load(exported, backend="onnx"), inks)
 
 

@@ -339,7 +339,8 @@ def test_unipen_mutated_data_file_yields_valid_inks_or_reasons(fuzz_tree, m):
 def test_unipen_one_data_file_is_read_without_worker_processes(tmp_path, monkeypatch):
     """The property test relies on this: one file is parsed in this process (so the alarm applies)."""
     root = make_tree(tmp_path, {})
-    monkeypatch.setattr(unipen_mod.multiprocessing, "get_context", None)
+    from hwr.importers import parallel
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", None)
     assert [s.text for s in read_unipen([str(root)], Report())] == ["ab", "cd"]
 
 

@@ -18,7 +18,6 @@ frame and clock), labelled with the lines joined by "\n", with each stroke's lin
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
 import tarfile
@@ -34,6 +33,7 @@ from ..pages import form_id, form_pages
 from ..store import Sample
 from . import DataImportError, Report
 from . import FileNotes
+from .parallel import ordered_map
 
 LINE_ID = re.compile(r"^([a-z]\d\d-\d\d\d[a-z]?)-(\d\d)$")
 NO_TRANSCRIPTION = "please enter transcription here"
@@ -70,44 +70,43 @@ def _read_lines(strokes_src: str, labels: dict[str, dict[int, str]], split_of: d
             notes.add(name, reason, detail)
         return form, k, None, reason
 
-    with multiprocessing.get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
-        for name, ink_or_error in pool.imap(_parse_job, jobs, chunksize=32):
-            line_id = Path(name).stem
-            m = LINE_ID.match(line_id)
-            if not m:
-                report.skip("file name is not an IAM-OnDB line id")
+    for name, ink_or_error in ordered_map(_parse_job, jobs, chunk=32):
+        line_id = Path(name).stem
+        m = LINE_ID.match(line_id)
+        if not m:
+            report.skip("file name is not an IAM-OnDB line id")
+            continue
+        form, k = m.group(1), int(m.group(2))
+        text = labels.get(form, {}).get(k)
+        if text is None:
+            yield skip(name, form, k, "no usable transcription (no CSR line for it)")
+            continue
+        if isinstance(ink_or_error, str):
+            yield skip(name, form, k, "unreadable stroke XML", ink_or_error)
+            continue
+        ink = ink_or_error
+        try:
+            ink.validate()
+        except InkError:
+            try:  # IAM-OnDB's clock glitches inside a few strokes while the point order is right
+                ink.validate(repair_time="clamp")
+            except InkError as e:
+                yield skip(name, form, k, "invalid ink", str(e))
                 continue
-            form, k = m.group(1), int(m.group(2))
-            text = labels.get(form, {}).get(k)
-            if text is None:
-                yield skip(name, form, k, "no usable transcription (no CSR line for it)")
+            repaired += 1
+        if line_id in seen:  # the first file of this id stands for the line: the page stays whole
+            report.skip("duplicate line id (imported once)")
+            notes.add(name, "duplicate line id (imported once)", line_id)
+            continue
+        seen.add(line_id)
+        if text.strip().lower() == NO_TRANSCRIPTION:
+            if pages:  # a page label that is mostly placeholder teaches nothing
+                yield skip(name, form, k, "labelled with the CSR placeholder 'Please Enter Transcription here'")
                 continue
-            if isinstance(ink_or_error, str):
-                yield skip(name, form, k, "unreadable stroke XML", ink_or_error)
-                continue
-            ink = ink_or_error
-            try:
-                ink.validate()
-            except InkError:
-                try:  # IAM-OnDB's clock glitches inside a few strokes while the point order is right
-                    ink.validate(repair_time="clamp")
-                except InkError as e:
-                    yield skip(name, form, k, "invalid ink", str(e))
-                    continue
-                repaired += 1
-            if line_id in seen:  # the first file of this id stands for the line: the page stays whole
-                report.skip("duplicate line id (imported once)")
-                notes.add(name, "duplicate line id (imported once)", line_id)
-                continue
-            seen.add(line_id)
-            if text.strip().lower() == NO_TRANSCRIPTION:
-                if pages:  # a page label that is mostly placeholder teaches nothing
-                    yield skip(name, form, k, "labelled with the CSR placeholder 'Please Enter Transcription here'")
-                    continue
-                placeholders += 1  # kept, as the data's own rule defines the label; in no split
-            ink.text = text
-            split = split_of.get(form, "")
-            yield form, k, Sample(ink, id=line_id, writer="", split=split, source="iam-ondb"), ""
+            placeholders += 1  # kept, as the data's own rule defines the label; in no split
+        ink.text = text
+        split = split_of.get(form, "")
+        yield form, k, Sample(ink, id=line_id, writer="", split=split, source="iam-ondb"), ""
     if placeholders:
         report.notes.append(f"{placeholders} lines are labelled with the CSR placeholder "
                             f"'Please Enter Transcription here' (kept; they are in no split)")

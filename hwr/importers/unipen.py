@@ -17,8 +17,6 @@ are skipped or other levels asked for.
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import os
 import re
 import shutil
@@ -34,6 +32,7 @@ import numpy as np
 from ..ink import Ink, InkError, Stroke
 from ..store import Sample
 from . import DataImportError, FileNotes, Report
+from .parallel import ordered_map
 
 DEFAULT_LEVELS = ("WORD", "TEXT")
 SEGMENT = re.compile(r'^\.SEGMENT\s+(\S+)\s+(\S+)\s+(\S+)\s*(?:"(.*)")?\s*$')
@@ -69,33 +68,27 @@ def read(sources: list[str], report: Report, levels=None, repair_time: str | Non
         for root in roots:
             for f in sorted((root / "data").rglob("*.dat")):
                 jobs.append((str(root), str(f), levels, repair_time))
-        with contextlib.ExitStack() as stack:
-            if len(jobs) > 1:
-                pool = stack.enter_context(multiprocessing.get_context("fork").Pool(min(2, os.cpu_count() or 1)))
-                results = pool.imap(_read_data_file, jobs, chunksize=4)
-            else:  # one file is not worth two processes
-                results = map(_read_data_file, jobs)
-            seen: set[tuple] = set()
-            ids: set[str] = set()
-            for samples, skipped, missing, problems in results:
-                for reason, n in skipped.items():
-                    report.skip(reason, n)
-                for m in missing:
-                    _note_missing(report, m)
-                for (where, reason), (n, detail) in problems.items():
-                    notes.add(where, reason, detail, n)
-                for key, sample in samples:
-                    # categories 6 and 7 reference the same segments of the same include files
-                    if key in seen:
-                        report.skip("duplicate segment (already imported from another data file)")
-                        continue
-                    if sample.id in ids:  # the same data file path in two trees
-                        report.skip("duplicate id (imported once)")
-                        notes.add(sample.id, "duplicate id (imported once)")
-                        continue
-                    seen.add(key)
-                    ids.add(sample.id)
-                    yield sample
+        seen: set[tuple] = set()
+        ids: set[str] = set()
+        for samples, skipped, missing, problems in ordered_map(_read_data_file, jobs, chunk=4):
+            for reason, n in skipped.items():
+                report.skip(reason, n)
+            for m in missing:
+                _note_missing(report, m)
+            for (where, reason), (n, detail) in problems.items():
+                notes.add(where, reason, detail, n)
+            for key, sample in samples:
+                # categories 6 and 7 reference the same segments of the same include files
+                if key in seen:
+                    report.skip("duplicate segment (already imported from another data file)")
+                    continue
+                if sample.id in ids:  # the same data file path in two trees
+                    report.skip("duplicate id (imported once)")
+                    notes.add(sample.id, "duplicate id (imported once)")
+                    continue
+                seen.add(key)
+                ids.add(sample.id)
+                yield sample
     finally:
         notes.finish()
         if tmp:

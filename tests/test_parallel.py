@@ -1,0 +1,86 @@
+"""The importers' process pool: order, bounded reading ahead, early stops, errors, threads."""
+
+import contextlib
+import multiprocessing
+import os
+import threading
+
+import pytest
+
+from hwr.importers import parallel
+from hwr.importers.parallel import ordered_map
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def pid(_) -> int:
+    return os.getpid()
+
+
+def fail_on_7(x: int) -> int:
+    if x == 7:
+        raise ValueError("job 7 is bad")
+    return x
+
+
+def die_on_5(x: int) -> int:
+    if x == 5:
+        os._exit(3)  # a worker killed (for memory, say) in the middle of a chunk
+    return x
+
+
+def counted(n: int, taken: list[int]):
+    for i in range(n):
+        taken.append(i)
+        yield i
+
+
+def test_results_come_in_order_on_two_processes():
+    assert list(ordered_map(square, iter(range(1000)), chunk=7, processes=2)) == [x * x for x in range(1000)]
+    assert multiprocessing.active_children() == []  # the workers ended with the reading
+
+
+def test_a_few_jobs_or_one_process_run_here():
+    assert set(ordered_map(pid, range(8), chunk=8, processes=2)) == {os.getpid()}
+    assert set(ordered_map(pid, range(100), chunk=8, processes=1)) == {os.getpid()}
+    assert os.getpid() not in set(ordered_map(pid, range(100), chunk=8, processes=2))
+
+
+def test_jobs_are_read_a_bounded_way_ahead_and_an_early_stop_ends_the_workers():
+    taken: list[int] = []
+    results = ordered_map(square, counted(100_000, taken), chunk=10, window=2, processes=2)
+    with contextlib.closing(results):
+        assert [next(results) for _ in range(25)] == [x * x for x in range(25)]
+        assert len(taken) <= 25 + (2 * 2 + 1) * 10  # read: what came out, the window, one chunk being read
+    assert multiprocessing.active_children() == []
+
+
+def test_a_job_error_comes_out_as_it_is():
+    with pytest.raises(ValueError, match="job 7 is bad"):
+        list(ordered_map(fail_on_7, range(200), chunk=4, processes=2))
+    assert multiprocessing.active_children() == []
+
+
+def test_a_dead_worker_raises_instead_of_hanging():
+    from concurrent.futures.process import BrokenProcessPool
+    with pytest.raises(BrokenProcessPool):
+        list(ordered_map(die_on_5, range(200), chunk=4, processes=2))
+
+
+def test_a_process_with_other_threads_never_forks(monkeypatch):
+    """A forked child inherits every lock another thread held at that moment; the forkserver
+    starts workers from a process that has only its own thread."""
+    with monkeypatch.context() as m:
+        m.setattr(threading, "active_count", lambda: 1)
+        assert parallel._start_method() == "fork"  # nothing else running: the quick start
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert parallel._start_method() == "forkserver"
+        assert list(ordered_map(square, range(300), chunk=16, processes=2)) == [x * x for x in range(300)]
+    finally:
+        stop.set()
+        other.join()
