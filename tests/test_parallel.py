@@ -3,11 +3,12 @@
 import contextlib
 import multiprocessing
 import os
+import signal
 import threading
+import time
 
 import pytest
 
-from hwr.importers import parallel
 from hwr.importers.parallel import ordered_map
 
 
@@ -17,6 +18,21 @@ def square(x: int) -> int:
 
 def pid(_) -> int:
     return os.getpid()
+
+
+def parent_pid(_) -> int:
+    return os.getppid()
+
+
+def ignores_ctrl_c(_) -> bool:
+    return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def slow_mark(job) -> int:
+    folder, i = job
+    time.sleep(0.1)
+    (folder / str(i)).touch()
+    return i
 
 
 def fail_on_7(x: int) -> int:
@@ -69,18 +85,42 @@ def test_a_dead_worker_raises_instead_of_hanging():
         list(ordered_map(die_on_5, range(200), chunk=4, processes=2))
 
 
-def test_a_process_with_other_threads_never_forks(monkeypatch):
-    """A forked child inherits every lock another thread held at that moment; the forkserver
-    starts workers from a process that has only its own thread."""
-    with monkeypatch.context() as m:
-        m.setattr(threading, "active_count", lambda: 1)
-        assert parallel._start_method() == "fork"  # nothing else running: the quick start
+def test_workers_are_never_forked_from_the_caller():
+    """A forked child inherits every lock another thread held at that moment (this process has
+    other threads: pytest-timeout's timer, tqdm's monitor, onnxruntime's workers); the
+    forkserver starts workers from a process of its own."""
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        assert parallel._start_method() == "forkserver"
-        assert list(ordered_map(square, range(300), chunk=16, processes=2)) == [x * x for x in range(300)]
+        parents = set(ordered_map(parent_pid, range(300), chunk=16, processes=2))
+        assert os.getpid() not in parents
     finally:
         stop.set()
         other.join()
+
+
+def test_ctrl_c_reaches_the_caller_alone():
+    """A worker interrupted halfway through sending its result would leave the pool waiting for
+    the rest of it; the caller's KeyboardInterrupt ends the import instead."""
+    assert set(ordered_map(ignores_ctrl_c, range(100), chunk=8, processes=2)) == {True}
+
+
+def test_an_early_stop_cancels_the_queued_jobs(tmp_path):
+    results = ordered_map(slow_mark, ((tmp_path, i) for i in range(1000)), chunk=1, window=10, processes=2)
+    with contextlib.closing(results):
+        assert [next(results), next(results)] == [0, 1]
+    # 20 jobs were queued when the reading stopped; only those already running may finish
+    assert len(list(tmp_path.iterdir())) < 10
+
+
+def test_an_error_reading_the_jobs_comes_after_every_result_before_it():
+    def jobs():
+        yield from range(100)
+        raise ValueError("archive truncated")
+    got = []
+    with pytest.raises(ValueError, match="archive truncated"):
+        for r in ordered_map(square, jobs(), chunk=4, processes=2):
+            got.append(r)
+    assert got == [x * x for x in range(100)]
+    assert multiprocessing.active_children() == []

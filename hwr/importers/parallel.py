@@ -1,16 +1,17 @@
 """Parse an importer's files on other processes while it reads the next ones.
 
-A process with one thread (`hwr data import`) forks its workers: quick, and nothing else is
-running to leave a lock held. A process with other threads (the app, a test session with
-onnxruntime's workers, a notebook) starts them from a forkserver instead, since a forked child
-can inherit a lock that another thread held and wait on it forever; like every forkserver or
-spawn start, that imports the caller's main module again in the workers, so a script that
-imports there must keep its work under `if __name__ == "__main__":`.
+The workers start from a forkserver (spawned where there is none), never by a plain fork: an
+import runs in processes with other threads (tqdm's monitor, the app, a test session with
+onnxruntime's workers), and a forked child can inherit a lock another thread held and wait on it
+forever. Like every forkserver or spawn start, this imports the caller's main module again in
+the workers, so a script that imports must keep its work under `if __name__ == "__main__":`
+(the `hwr` command does).
 
 At most `window` chunks per process are in flight, so memory stays bounded however large the
-archive; a caller that stops reading (close the reader, e.g. with `contextlib.closing`, when
-stopping early) or an error cancels what is still queued and ends the workers; a worker that
-dies (killed for memory, say) raises `BrokenProcessPool` instead of hanging.
+archive. A caller that stops reading (close the reader, e.g. with `contextlib.closing`, when
+stopping early) or an error cancels what is still queued and waits only for the chunks already
+running; Ctrl-C reaches the caller alone, so no worker dies halfway through sending a result; a
+worker that dies (killed for memory, say) raises `BrokenProcessPool` instead of hanging.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import collections
 import itertools
 import multiprocessing
 import os
-import threading
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
@@ -34,7 +35,8 @@ def ordered_map(fn: Callable[[J], R], jobs: Iterable[J], chunk: int, window: int
     (default: the usable cores, at most 2: parsing is quick and the caller's own thread, which
     reads the files and stores the samples, needs a core too). Jobs that fit in one chunk, or a
     single process, run here: a process would cost more than it saves. `fn` must be a
-    module-level function (it is sent to the workers by name)."""
+    module-level function (it is sent to the workers by name). An error from `jobs` comes out
+    after the results of every job before it, as it would from `map`."""
     processes = processes or min(2, _usable_cores())
     it = iter(jobs)
     first = list(itertools.islice(it, chunk))
@@ -44,9 +46,18 @@ def ordered_map(fn: Callable[[J], R], jobs: Iterable[J], chunk: int, window: int
         return
     chunks = itertools.chain((first, second), iter(lambda: list(itertools.islice(it, chunk)), []))
     pending: collections.deque[Future] = collections.deque()
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(_start_method())) as pool:
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(_start_method()),
+                             initializer=_leave_ctrl_c_to_the_caller) as pool:
         try:
-            for part in chunks:
+            while True:
+                try:
+                    part = next(chunks)
+                except StopIteration:
+                    break
+                except Exception:  # reading the next files failed: what came before still comes out
+                    while pending:
+                        yield from pending.popleft().result()
+                    raise
                 if len(pending) >= window * processes:
                     yield from pending.popleft().result()
                 pending.append(pool.submit(_run_chunk, fn, part))
@@ -61,11 +72,12 @@ def _run_chunk(fn: Callable[[J], R], part: list[J]) -> list[R]:
     return [fn(job) for job in part]
 
 
+def _leave_ctrl_c_to_the_caller() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _start_method() -> str:
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        return "fork"
-    return "forkserver" if "forkserver" in methods else "spawn"
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def _usable_cores() -> int:
