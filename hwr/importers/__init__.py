@@ -82,6 +82,9 @@ class FileNotes:
 
 
 def reader(fmt: str):
+    """The format's `read(sources, report, **options)`: a generator of `Sample`s. IAM-OnDB and
+    UNIPEN parse on worker processes while it is read (`parallel.ordered_map`); a caller that stops
+    early should close it (`with contextlib.closing(read(...)) as samples:`) so they end then."""
     if fmt == "iam-ondb":
         from . import iam_ondb as m
     elif fmt == "unipen":
