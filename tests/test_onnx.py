@@ -70,6 +70,7 @@ def test_onnx_graph_reads_like_pytorch(shipped, exported):
 
 
 @needs_shared
+@pytest.mark.shared_data
 def test_onnx_graph_reads_real_iam_lines_like_pytorch(shipped, exported):
     import contextlib
     import itertools
