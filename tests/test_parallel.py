@@ -28,10 +28,16 @@ def ignores_ctrl_c(_) -> bool:
     return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
-def slow_mark(job) -> int:
+def gated(job) -> int:
+    """Jobs after the first two wait for the test's gate file, so what was queued when the caller
+    stopped cannot have run by then, however slow the machine."""
     folder, i = job
-    time.sleep(0.1)
-    (folder / str(i)).touch()
+    (folder / f"started-{i}").touch()
+    deadline = time.monotonic() + 60
+    while i >= 2 and not (folder / "gate").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test never opened the gate")
+        time.sleep(0.01)
     return i
 
 
@@ -107,11 +113,14 @@ def test_ctrl_c_reaches_the_caller_alone():
 
 
 def test_an_early_stop_cancels_the_queued_jobs(tmp_path):
-    results = ordered_map(slow_mark, ((tmp_path, i) for i in range(1000)), chunk=1, window=10, processes=2)
-    with contextlib.closing(results):
-        assert [next(results), next(results)] == [0, 1]
-    # 20 jobs were queued when the reading stopped; only those already running may finish
-    assert len(list(tmp_path.iterdir())) < 10
+    results = ordered_map(gated, ((tmp_path, i) for i in range(1000)), chunk=1, window=10, processes=2)
+    assert [next(results), next(results)] == [0, 1]
+    # 20 jobs are queued now; two run (held at the gate) and the executor has handed 3 more to its workers
+    opener = threading.Timer(1.0, (tmp_path / "gate").touch)  # after the close has cancelled the rest
+    opener.start()
+    results.close()
+    opener.join()
+    assert len(list(tmp_path.glob("started-*"))) <= 2 + 2 + 3
 
 
 def test_an_error_reading_the_jobs_comes_after_every_result_before_it():
