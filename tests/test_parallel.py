@@ -133,3 +133,8 @@ def test_an_error_reading_the_jobs_comes_after_every_result_before_it():
             got.append(r)
     assert got == [x * x for x in range(100)]
     assert multiprocessing.active_children() == []
+    got = []
+    with pytest.raises(ValueError, match="archive truncated"):  # inside the second chunk, before any process
+        for r in ordered_map(square, jobs(), chunk=64, processes=2):
+            got.append(r)
+    assert got == [x * x for x in range(64)]

@@ -36,11 +36,15 @@ def ordered_map(fn: Callable[[J], R], jobs: Iterable[J], chunk: int, window: int
     reads the files and stores the samples, needs a core too). Jobs that fit in one chunk, or a
     single process, run here: a process would cost more than it saves. `fn` must be a
     module-level function (it is sent to the workers by name). An error from `jobs` comes out
-    after the results of every job before it, as it would from `map`."""
+    after the results of every whole chunk before it, as from `Pool.imap`."""
     processes = processes or min(2, _usable_cores())
     it = iter(jobs)
     first = list(itertools.islice(it, chunk))
-    second = list(itertools.islice(it, chunk))
+    try:
+        second = list(itertools.islice(it, chunk))
+    except Exception:  # as below: what came before still comes out
+        yield from map(fn, first)
+        raise
     if not second or processes < 2:
         yield from map(fn, itertools.chain(first, second, it))
         return
