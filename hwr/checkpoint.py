@@ -9,6 +9,7 @@ for `last.pt`, the full training state for an exact resume.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import warnings
@@ -135,7 +136,8 @@ def export_model(src: str | os.PathLike, dst: str | os.PathLike, **extra: Any) -
     return _write_model({**load_state(src), **extra}, dst)
 
 
-def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike) -> dict:
+def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike,
+                        weights: list[float] | None = None) -> dict:
     """Write the element-wise mean of several checkpoints' weights (no training state).
 
     Why: the last epochs of a run that ends its learning rate low (a cosine cycle) sit near one
@@ -144,9 +146,20 @@ def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike
     architecture, alphabet and features, and should come from one run (or runs warm-started from one
     model): the mean of unrelated runs is no model at all, so a different seed or starting point is
     warned about. The first one's other entries (configs, data summary) are kept.
+
+    `weights` (one per checkpoint, scaled to sum to 1; default equal) make a weighted mean: e.g. a
+    "model soup" that keeps most of a tuned model and takes a little from runs warm-started from it
+    (Wortsman et al., 2022); MODEL_CARD.md has what such soups measured.
     """
     if len(sources) < 2:
         raise CheckpointError("averaging needs at least two checkpoints")
+    if weights is None:
+        weights = [1.0] * len(sources)
+    if len(weights) != len(sources):
+        raise CheckpointError(f"{len(weights)} weights for {len(sources)} checkpoints: give one weight per checkpoint")
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise CheckpointError(f"weights {weights}: each must be >= 0 and their sum > 0")
+    share = [w / sum(weights) for w in weights]
     resolved = [Path(p).resolve() for p in sources]
     if len(set(resolved)) < len(resolved):
         raise CheckpointError("a checkpoint is named twice: each one is averaged once")
@@ -167,9 +180,11 @@ def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike
     try:
         for name, t in first["model"].items():
             stack = torch.stack([s["model"][name].to(torch.float64) for s in states])
-            mean[name] = stack.mean(0).to(t.dtype) if t.is_floating_point() else t.clone()
+            mix = torch.tensor(share, dtype=torch.float64).view(-1, *[1] * (stack.dim() - 1))
+            mean[name] = (stack * mix).sum(0).to(t.dtype) if t.is_floating_point() else t.clone()
     except (KeyError, TypeError, RuntimeError, AttributeError) as e:
         raise CheckpointError(f"the checkpoints' weights do not line up ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
     kept = {k: v for k, v in first.items() if k != "metrics"}  # the first one's metrics are not the mean's
-    return _write_model({**kept, "model": mean, "averaged_from": [str(p) for p in sources]}, dst)
+    mixed = {} if len(set(share)) == 1 else {"averaged_weights": share}
+    return _write_model({**kept, "model": mean, "averaged_from": [str(p) for p in sources], **mixed}, dst)

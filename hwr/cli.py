@@ -366,10 +366,11 @@ def cmd_lm_build(a) -> int:
 
 
 def cmd_model_average(a) -> int:
-    """One checkpoint whose weights are the mean of several of one run's (e.g. its last epochs)."""
+    """One checkpoint whose weights are the (weighted) mean of several of one run's (e.g. its last epochs)."""
     from .checkpoint import average_checkpoints
-    average_checkpoints(a.checkpoints, a.out)
-    print(f"wrote {a.out}: the mean of {len(a.checkpoints)} checkpoints")
+    average_checkpoints(a.checkpoints, a.out, a.weights)
+    how = "" if a.weights is None else f" weighted {','.join(f'{w:g}' for w in a.weights)}"
+    print(f"wrote {a.out}: the mean of {len(a.checkpoints)} checkpoints{how}")
     return 0
 
 
@@ -685,9 +686,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "onnxruntime's DynamicQuantizeLSTM; a float network's is the same graph as model.onnx); "
                          "hwr itself runs model.onnx or the checkpoint")
     mx.set_defaults(func=cmd_model_export)
-    ma = mo.add_parser("average", help="average the weights of several checkpoints of one run (its last epochs)")
+    ma = mo.add_parser("average", help="average the weights of several checkpoints of one run (its last epochs), "
+                       "or of runs warm-started from one model")
     ma.add_argument("checkpoints", nargs="+")
     ma.add_argument("--out", required=True)
+    ma.add_argument("--weights", type=numbers, metavar="W,W,...",
+                    help="one weight per checkpoint, scaled to sum to 1 (default: equal)")
     ma.set_defaults(func=cmd_model_average)
 
     de = sub.add_parser("demo", help="start the drawing app in the browser")

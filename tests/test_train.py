@@ -568,6 +568,19 @@ def test_kept_epochs_average_to_the_mean_of_their_weights(tiny_data, tmp_path):
         assert torch.allclose(t, (e2["model"][k] + e3["model"][k]) / 2, atol=1e-7), k
     assert not torch.equal(e2["model"]["head.weight"], e3["model"]["head.weight"])  # the mean is not a copy
     Recognizer.load(out).recognize(synthetic_line("ab")[0])
+    weighted = tmp_path / "soup.pt"  # 3:1, scaled to sum to 1
+    r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "average", *(str(tmp_path / "run" / k) for k in kept),
+                        "--weights", "3,1", "--out", str(weighted)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    soup = checkpoint.load_state(weighted)
+    for k, t in soup["model"].items():
+        assert torch.allclose(t, 0.75 * e2["model"][k] + 0.25 * e3["model"][k], atol=1e-7), k
+    assert soup["averaged_weights"] == [0.75, 0.25] and "averaged_weights" not in avg
+    for bad in ("1", "1,-1", "0,0", "1,nan"):
+        r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "average", *(str(tmp_path / "run" / k) for k in kept),
+                            "--weights", bad, "--out", str(tmp_path / "bad.pt")], capture_output=True, text=True)
+        assert r.returncode != 0 and "weight" in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)
+        assert not (tmp_path / "bad.pt").exists()
     other = Network(ModelConfig(num_classes=e3["model_config"]["num_classes"], hidden=4, layers=1))
     checkpoint.save(tmp_path / "other.pt", other, Alphabet(e3["alphabet"]), FeatureConfig())
     r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "average", str(tmp_path / "run" / kept[0]),
