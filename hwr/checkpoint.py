@@ -136,6 +136,13 @@ def export_model(src: str | os.PathLike, dst: str | os.PathLike, **extra: Any) -
     return _write_model({**load_state(src), **extra}, dst)
 
 
+def _warm_started_from(run: dict, sources: list[Path]) -> bool:
+    """Whether a run started from one of `sources` (a soup of a model and runs warm-started from it).
+    `init_from` is stored as given to `hwr train`, so a relative one is read from the current folder."""
+    start = run.get("init_from")
+    return start is not None and Path(start).resolve() in sources
+
+
 def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike,
                         weights: list[float] | None = None) -> dict:
     """Write the element-wise mean of several checkpoints' weights (no training state).
@@ -173,7 +180,7 @@ def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike
                 raise CheckpointError(f"{p}: its {key.replace('_', ' ')} differs from {sources[0]}'s; "
                                       "only checkpoints of one run can be averaged")
         run, run0 = s.get("train_config") or {}, first.get("train_config") or {}
-        if any(run.get(k) != run0.get(k) for k in ("seed", "init_from")):
+        if any(run.get(k) != run0.get(k) for k in ("seed", "init_from")) and not _warm_started_from(run, resolved):
             warnings.warn(f"{p} was trained with another seed or starting point than {sources[0]}; "
                           "the mean of unrelated runs is usually a bad model", stacklevel=2)
     mean = {}

@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -581,6 +582,19 @@ def test_kept_epochs_average_to_the_mean_of_their_weights(tiny_data, tmp_path):
                             "--weights", bad, "--out", str(tmp_path / "bad.pt")], capture_output=True, text=True)
         assert r.returncode != 0 and "weight" in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)
         assert not (tmp_path / "bad.pt").exists()
+    # a run warm-started from one of the checkpoints (another seed) may join a soup without a warning;
+    # a run of another seed from the same random start is warned about
+    child = tiny_train_config(tiny_data, 1, **{**over, "keep_epochs": 1}, seed=5, init_from=str(tmp_path / "run" / kept[1]))
+    train(child, tmp_path / "child", progress=False)
+    stranger = tiny_train_config(tiny_data, 1, **over, seed=5)
+    train(stranger, tmp_path / "stranger", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checkpoint.average_checkpoints([tmp_path / "run" / kept[1], tmp_path / "child" / "epoch-1.pt"],
+                                       tmp_path / "family.pt", [3, 1])
+    with pytest.warns(UserWarning, match="another seed or starting point"):
+        checkpoint.average_checkpoints([tmp_path / "run" / kept[1], tmp_path / "stranger" / "epoch-1.pt"],
+                                       tmp_path / "strangers.pt")
     other = Network(ModelConfig(num_classes=e3["model_config"]["num_classes"], hidden=4, layers=1))
     checkpoint.save(tmp_path / "other.pt", other, Alphabet(e3["alphabet"]), FeatureConfig())
     r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "average", str(tmp_path / "run" / kept[0]),
