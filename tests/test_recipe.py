@@ -1,4 +1,4 @@
-"""The recipe's anneal stage (scripts/train_default.py), run as written on tiny stores."""
+"""The recipe (scripts/train_default.py): its anneal, lm, int8, soup and tune stages, run as written on tiny stores."""
 
 import json
 import subprocess
@@ -47,20 +47,30 @@ def test_anneal_stage_trains_a_cycle_and_keeps_its_last_epochs(tmp_path):
                             "--stage", "anneal"], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]  # a finished cycle: resumed, nothing more to do
     assert checkpoint.load_state(run / "last.pt")["step"] == last["step"]
-    # then the lm, int8 and tune stages, with WORK given relative to where the recipe runs
+    # then the lm, int8, soup and tune stages, with WORK given relative to where the recipe runs
     shared = tmp_path / "shared" / "text"
     shared.mkdir(parents=True)
     for name in ("brown.zip", "state_union.zip", "inaugural.zip"):  # plain text read as the corpora
         (shared / name).write_text("\n".join(tiny_texts(60, seed=len(name))) + "\n")
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_default.py"), "--work", tmp_path.name,
-                        "--shared", f"{tmp_path.name}/shared", "--stage", "lm", "--stage", "int8", "--stage", "tune"],
+                        "--shared", f"{tmp_path.name}/shared", "--stage", "lm", "--stage", "int8", "--stage", "soup",
+                        "--stage", "tune"],
                        capture_output=True, text=True, timeout=600, cwd=tmp_path.parent)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     int8 = tmp_path / "runs" / "int8"
     state = checkpoint.load_state(int8 / "best.pt")
     assert state["model_config"]["lstm_int8"] and state["train_config"]["init_from"] == str(Path(tmp_path.name, "runs/anneal/best.pt"))
     assert state["train_config"]["select_decoder"] == str(tmp_path / "base-decoder.json")
-    assert f"model for the later stages: {Path(tmp_path.name, 'runs/int8/best.pt')}" in r.stdout
+    for name, lr, seed, share in (("int8-b", 1.5e-4, 7, 0.25), ("int8-c", 2e-4, 9, 0.5)):  # the soup's cycles
+        cycle = checkpoint.load_state(tmp_path / "runs" / name / "epoch-10.pt")["train_config"]
+        assert (cycle["lr"], cycle["seed"], cycle["data_weights"], cycle["model"]) == (lr, seed, [1.0, share], {"lstm_int8": True})
+        assert cycle["init_from"] == str(Path(tmp_path.name, "runs/int8/best.pt"))
+    soup = checkpoint.load_state(tmp_path / "runs" / "soup.pt")
+    assert soup["averaged_weights"] == [0.6, 0.2, 0.2]
+    assert soup["averaged_from"] == [str(Path(tmp_path.name, p)) for p in
+                                     ("runs/int8/best.pt", "runs/int8-b/epoch-10.pt", "runs/int8-c/epoch-10.pt")]
+    assert "UserWarning" not in r.stderr  # the cycles started from int8's best.pt: one family
+    assert f"model for the later stages: {Path(tmp_path.name, 'runs/soup.pt')}" in r.stdout
     tuned = json.loads((tmp_path / "results" / "decoder.json").read_text())
     assert (tuned["beam_size"], tuned["beam_threshold"], tuned["beam_size_token"]) == (64, 12.0, 8)
     assert Path(tuned["lm"]).resolve() == (tmp_path / "bsil6.arpa").resolve()
