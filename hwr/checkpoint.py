@@ -136,11 +136,19 @@ def export_model(src: str | os.PathLike, dst: str | os.PathLike, **extra: Any) -
     return _write_model({**load_state(src), **extra}, dst)
 
 
-def _warm_started_from(run: dict, sources: list[Path]) -> bool:
-    """Whether a run started from one of `sources` (a soup of a model and runs warm-started from it).
+def _one_family(states: list[dict], paths: list[Path]) -> list[int]:
+    """Indices of the checkpoints related to none of the others: a checkpoint is related to another when
+    they come from one run (same seed and starting point), when one was warm-started from the other
+    (a model and its children: a soup), or when both were warm-started from one model (siblings).
     `init_from` is stored as given to `hwr train`, so a relative one is read from the current folder."""
-    start = run.get("init_from")
-    return start is not None and Path(start).resolve() in sources
+    runs = [s.get("train_config") or {} for s in states]
+    starts = [Path(r["init_from"]).resolve() if r.get("init_from") else None for r in runs]
+
+    def related(i: int, j: int) -> bool:
+        same_run = all(runs[i].get(k) == runs[j].get(k) for k in ("seed", "init_from"))
+        return (same_run or starts[i] == paths[j] or starts[j] == paths[i]
+                or (starts[i] is not None and starts[i] == starts[j]))
+    return [i for i in range(len(states)) if not any(related(i, j) for j in range(len(states)) if j != i)]
 
 
 def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike,
@@ -152,20 +160,22 @@ def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike
     (Izmailov et al., 2018, "Averaging weights leads to wider optima"). The checkpoints must share
     architecture, alphabet and features, and should come from one run (or runs warm-started from one
     model): the mean of unrelated runs is no model at all, so a different seed or starting point is
-    warned about. The first one's other entries (configs, data summary) are kept.
+    warned about. The first one's other entries (configs, data summary) are kept, not its
+    training record (best CER, history: they are not the mean's).
 
-    `weights` (one per checkpoint, scaled to sum to 1; default equal) make a weighted mean: e.g. a
+    `weights` (one per checkpoint, each > 0, scaled to sum to 1; default equal) make a weighted mean: e.g. a
     "model soup" that keeps most of a tuned model and takes a little from runs warm-started from it
     (Wortsman et al., 2022); MODEL_CARD.md has what such soups measured.
     """
     if len(sources) < 2:
         raise CheckpointError("averaging needs at least two checkpoints")
-    if weights is None:
-        weights = [1.0] * len(sources)
+    explicit = weights is not None
+    weights = [1.0] * len(sources) if weights is None else list(weights)
     if len(weights) != len(sources):
         raise CheckpointError(f"{len(weights)} weights for {len(sources)} checkpoints: give one weight per checkpoint")
-    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise CheckpointError(f"weights {weights}: each must be >= 0 and their sum > 0")
+    if not all(math.isfinite(w) and w > 0 for w in weights) or not math.isfinite(sum(weights)):
+        raise CheckpointError(f"weights {','.join(f'{w:g}' for w in weights)}: each must be a number > 0 "
+                              "(leave a checkpoint out rather than give it 0)")
     share = [w / sum(weights) for w in weights]
     resolved = [Path(p).resolve() for p in sources]
     if len(set(resolved)) < len(resolved):
@@ -179,10 +189,11 @@ def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike
             if s.get(key) != first.get(key):
                 raise CheckpointError(f"{p}: its {key.replace('_', ' ')} differs from {sources[0]}'s; "
                                       "only checkpoints of one run can be averaged")
-        run, run0 = s.get("train_config") or {}, first.get("train_config") or {}
-        if any(run.get(k) != run0.get(k) for k in ("seed", "init_from")) and not _warm_started_from(run, resolved):
-            warnings.warn(f"{p} was trained with another seed or starting point than {sources[0]}; "
-                          "the mean of unrelated runs is usually a bad model", stacklevel=2)
+    strangers = _one_family(states, resolved)
+    if strangers:
+        warnings.warn(f"{', '.join(str(sources[i]) for i in strangers)}: trained with another seed or starting point "
+                      "than the others, and not warm-started from one of them or from the model they started from; "
+                      "the mean of unrelated runs is usually a bad model", stacklevel=2)
     mean = {}
     try:
         for name, t in first["model"].items():
@@ -192,6 +203,6 @@ def average_checkpoints(sources: list[str | os.PathLike], dst: str | os.PathLike
     except (KeyError, TypeError, RuntimeError, AttributeError) as e:
         raise CheckpointError(f"the checkpoints' weights do not line up ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
-    kept = {k: v for k, v in first.items() if k != "metrics"}  # the first one's metrics are not the mean's
-    mixed = {} if len(set(share)) == 1 else {"averaged_weights": share}
+    kept = {k: v for k, v in first.items() if k not in ("metrics", "best_cer", "history")}  # the first one's, not the mean's
+    mixed = {"averaged_weights": share} if explicit else {}
     return _write_model({**kept, "model": mean, "averaged_from": [str(p) for p in sources], **mixed}, dst)

@@ -52,9 +52,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("a", type=Path, help="report of the baseline")
     p.add_argument("b", type=Path, help="report of the candidate")
-    p.add_argument("--draws", type=int, default=10_000)
+    p.add_argument("--draws", type=int, default=10_000, help="resamplings of the lines (default: 10,000)")
     a = p.parse_args()
+    if a.draws < 1:
+        p.error("--draws must be at least 1")
     ra, rb = read_report(a.a), read_report(a.b)
+    if not ra:
+        sys.exit(f"{a.a}: no lines: is this an `hwr evaluate --report` file?")
     if set(ra) != set(rb):
         sys.exit(f"the reports read different lines ({len(set(ra) ^ set(rb))} ids in only one): "
                  "evaluate both models on the same store and split")

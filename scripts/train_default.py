@@ -21,9 +21,10 @@ Stages (each skips what is already done, so re-running continues where it stoppe
             that reads best with beam 64 + the lm stage's LM on testset_v (`--select-decoder`), and it is the
             model the soup stage starts from (the network then runs ~2.5x faster on a CPU with VNNI: BENCHMARKS.md)
   soup      two more int8 cycles from int8's best.pt, 10 epochs each (lr 1.5e-4, seed 7; lr 2e-4, seed 9 with half of
-            UNIPEN an epoch instead of a quarter), and the weighted mean 3:1:1 of int8's best.pt and the two cycles'
-            last epochs (`hwr model average --weights`, a "model soup"): it is the model the later stages use
-            (on testset_v greedy CER 6.54 -> 6.45 % at the same beam + LM CER: MODEL_CARD.md)
+            UNIPEN an epoch instead of a quarter; ~75 and ~130 minutes on 2 cores), and the weighted mean 3:1:1 of
+            int8's best.pt and the two cycles' last epochs (`hwr model average --weights`, a "model soup"): it is the
+            model the later stages use (on testset_v greedy CER 6.54 -> 6.45 % at the same beam + LM CER:
+            MODEL_CARD.md). Only the last epochs are used, so the cycles validate greedy (no beam search)
   tune      LM weight and word bonus by grid search on all of testset_v at beam 64 (never testset_f)
   export    model.pt (no training state) + gzipped LM + decoder.json into hwr/models/default
   evaluate  greedy and beam+LM CER/WER on testset_v and testset_f, and on the canvas-like set
@@ -35,6 +36,7 @@ warm-started by hand while the code changed under them) is told in MODEL_CARD.md
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -63,6 +65,16 @@ def hwr(*args: str, ok: tuple[int, ...] = (0,)) -> str:
     if r.returncode not in ok:
         raise subprocess.CalledProcessError(r.returncode, cmd, r.stdout)
     return r.stdout
+
+
+def digest(path: Path) -> str:
+    """sha256 of a file: which checkpoint a run started from, whatever its timestamps."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def newer(a: Path, b: Path) -> bool:
+    """Whether file `a` was written after file `b` (a later stage's input changed under its output)."""
+    return a.stat().st_mtime > b.stat().st_mtime
 
 
 def main() -> None:
@@ -129,9 +141,9 @@ def main() -> None:
             "--out", lm, "--eval-store", iam, "--eval-split", "testset_v")
 
     base_decoder = work / "base-decoder.json"
-    if {"int8", "soup", "tune"} & set(stages):
+    if {"int8", "tune"} & set(stages):
         if not lm.exists():
-            sys.exit(f"the int8, soup and tune stages decode with the LM: run --stage lm first ({lm})")
+            sys.exit(f"the int8 and tune stages decode with the LM: run --stage lm first ({lm})")
         # absolute: a decoder.json's relative LM path is read from the json's own folder
         base_decoder.write_text(json.dumps({**DECODER, "lm": str(lm.resolve())}, indent=2) + "\n")
     int8 = work / "runs" / "int8"
@@ -149,24 +161,34 @@ def main() -> None:
         model = int8 / "best.pt"
     soup = work / "runs" / "soup.pt"
     if "soup" in stages:
-        if not (int8 / "best.pt").exists():
+        start = int8 / "best.pt"
+        if not start.exists():
             sys.exit(f"the soup stage starts from the int8 stage's best.pt: run --stage int8 first ({int8})")
         ends = []
         for name, lr, seed, share in SOUP_CYCLES:
             cycle = work / "runs" / name
+            origin = cycle.with_suffix(".start")  # the digest of the best.pt the cycle started from
             if (cycle / "last.pt").exists():  # continues a stopped cycle; a finished one returns at once
+                if origin.exists() and origin.read_text().strip() != digest(start):
+                    sys.exit(f"{cycle} started from an older {start}: remove {cycle} and run --stage soup again")
                 hwr("train", "--resume", cycle)
             else:
+                origin.write_text(digest(start) + "\n")
                 config = work / "int8.json"
                 config.write_text(json.dumps({**POINTER, "model": {"lstm_int8": True}}))
-                hwr("train", *data(share), "--config", config, "--init-from", int8 / "best.pt", "--out", cycle,
+                hwr("train", *data(share), "--config", config, "--init-from", start, "--out", cycle,
                     "--lr", lr, "--seed", seed, "--epochs", INT8_EPOCHS, "--restart-epochs", INT8_EPOCHS,
-                    "--keep-epochs", ANNEAL_KEPT, "--patience", "20", "--select-decoder", base_decoder)
+                    "--keep-epochs", ANNEAL_KEPT, "--patience", "20")
             ends.append(cycle / f"epoch-{INT8_EPOCHS}.pt")
-        if not soup.exists() or soup.stat().st_mtime < max(p.stat().st_mtime for p in ends):
-            hwr("model", "average", int8 / "best.pt", *ends, "--weights", SOUP_WEIGHTS, "--out", soup)
+            if not ends[-1].exists():
+                sys.exit(f"{cycle} has no {ends[-1].name}: finish it with `hwr train --resume {cycle} --epochs {INT8_EPOCHS}`")
+        if not soup.exists() or newer(start, soup) or any(newer(e, soup) for e in ends):
+            hwr("model", "average", start, *ends, "--weights", SOUP_WEIGHTS, "--out", soup)
     if soup.exists():
-        model = soup
+        if (int8 / "best.pt").exists() and newer(int8 / "best.pt", soup):
+            print(f"{soup} is older than {int8 / 'best.pt'}: not used (run --stage soup to make it again)", flush=True)
+        else:
+            model = soup
     if {"tune", "export"} & set(stages):
         print(f"model for the later stages: {model}", flush=True)
 
@@ -189,13 +211,13 @@ def main() -> None:
                             "--unipen", str(unipen), "--out", str(canvas)], check=True)
         shipped = ROOT / "hwr" / "models" / "default"
         table = {}
-        for data, split in [(iam, "testset_v"), (iam, "testset_f"), (canvas, None)]:
+        for store, split in [(iam, "testset_v"), (iam, "testset_f"), (canvas, None)]:
             for kind in ["greedy", "beam"]:
-                args = ["evaluate", "--data", data, "--model", shipped, "--decoder", kind, "--json"]
+                args = ["evaluate", "--data", store, "--model", shipped, "--decoder", kind, "--json"]
                 if split:
                     args += ["--split", split]
                 s = json.loads(hwr(*args).splitlines()[-1])
-                table[f"{data.stem}:{split or 'all'}:{kind}"] = {k: s[k] for k in ("cer", "wer", "samples")}
+                table[f"{store.stem}:{split or 'all'}:{kind}"] = {k: s[k] for k in ("cer", "wer", "samples")}
         (results / "evaluation.json").write_text(json.dumps(table, indent=2))
         print(json.dumps(table, indent=2))
 

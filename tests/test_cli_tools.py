@@ -42,7 +42,8 @@ def test_evaluate_json_report_and_per_writer(tiny_model, tiny_data, tmp_path):
     assert sum(x["edits"] for x in rows) == round(s["cer"] * s["characters"])
     assert set(s["cer_per_writer"]) == {"w0", "w1", "w2"}
     # scripts/compare_reports.py on that report and a copy with 2 more edits on every line: B - A is exact,
-    # and every resampling of the lines agrees that B is worse
+    # and every resampling of the lines agrees that B is worse; then one more edit on a single line: only a
+    # bootstrap that keeps the pairing of A's and B's lines never finds B better
     worse = tmp_path / "worse.jsonl"
     worse.write_text("".join(json.dumps({**x, "edits": x["edits"] + 2}) + "\n" for x in reversed(rows)))
     cmp = [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "compare_reports.py")]
@@ -52,9 +53,19 @@ def test_evaluate_json_report_and_per_writer(tiny_model, tiny_data, tmp_path):
     assert f"B - A {extra:+.3f} points" in out.stdout and "B lower in 0% of the draws" in out.stdout, out.stdout
     low, high = (float(x) for x in out.stdout.split("interval ")[1].split(";")[0].split(" .. "))
     assert 0 < low <= extra <= high
-    (tmp_path / "fewer.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows[1:]))
-    out = subprocess.run([*cmp, tmp_path / "rows.jsonl", tmp_path / "fewer.jsonl"], capture_output=True, text=True)
-    assert out.returncode == 1 and "different lines" in out.stderr and "Traceback" not in out.stderr
+    one = tmp_path / "one.jsonl"
+    one.write_text("".join(json.dumps({**x, "edits": x["edits"] + (i == 7)}) + "\n" for i, x in enumerate(rows)))
+    out = subprocess.run([*cmp, tmp_path / "rows.jsonl", one], capture_output=True, text=True)
+    assert out.returncode == 0 and "B lower in 0% of the draws" in out.stdout, out.stdout + out.stderr
+    low = float(out.stdout.split("interval ")[1].split(" .. ")[0])
+    assert low >= 0
+    for name, other, why in (("fewer", rows[1:], "different lines"),
+                             ("longer", [{**x, "characters": x["characters"] + 1} for x in rows], "reference length"),
+                             ("empty", [], "no lines")):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in other))
+        pair = (tmp_path / "empty.jsonl", tmp_path / "rows.jsonl") if name == "empty" else (tmp_path / "rows.jsonl", tmp_path / f"{name}.jsonl")
+        out = subprocess.run([*cmp, *pair], capture_output=True, text=True)
+        assert out.returncode == 1 and why in out.stderr and "Traceback" not in out.stderr, (name, out.stderr)
 
 
 def test_lm_learns_from_a_stores_training_labels_never_from_its_held_out_ones(tiny_data, tmp_path):

@@ -1,6 +1,8 @@
 """The recipe (scripts/train_default.py): its anneal, lm, int8, soup and tune stages, run as written on tiny stores."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +73,22 @@ def test_anneal_stage_trains_a_cycle_and_keeps_its_last_epochs(tmp_path):
                                      ("runs/int8/best.pt", "runs/int8-b/epoch-10.pt", "runs/int8-c/epoch-10.pt")]
     assert "UserWarning" not in r.stderr  # the cycles started from int8's best.pt: one family
     assert f"model for the later stages: {Path(tmp_path.name, 'runs/soup.pt')}" in r.stdout
+    recipe = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--work", tmp_path.name]  # as above: the
+    # runs hold their data relative to where the recipe ran
+    made = (tmp_path / "runs" / "soup.pt").stat().st_mtime_ns
+    again = subprocess.run([*recipe, "--stage", "soup"], capture_output=True, text=True, timeout=600, cwd=tmp_path.parent)
+    assert again.returncode == 0, again.stderr[-2000:]  # finished cycles, an up-to-date soup: nothing to do
+    assert "$ hwr model average" not in again.stdout and (tmp_path / "runs" / "soup.pt").stat().st_mtime_ns == made
+    # the int8 stage makes a new best.pt: the soup and its cycles are stale
+    later = (tmp_path / "runs" / "soup.pt").stat().st_mtime + 10
+    shutil.copyfile(tmp_path / "runs" / "int8-b" / "epoch-10.pt", int8 / "best.pt")  # other weights
+    os.utime(int8 / "best.pt", (later, later))
+    stale = subprocess.run([*recipe, "--stage", "export"], capture_output=True, text=True, timeout=600, cwd=tmp_path.parent)
+    assert "soup.pt is older than" in stale.stdout, stale.stdout[-2000:]
+    assert f"model for the later stages: {Path(tmp_path.name, 'runs/int8/best.pt')}" in stale.stdout
+    assert stale.returncode == 1 and "was not tuned for" in stale.stderr  # and the decoder is older than the model
+    stale = subprocess.run([*recipe, "--stage", "soup"], capture_output=True, text=True, timeout=600, cwd=tmp_path.parent)
+    assert stale.returncode == 1 and "started from an older" in stale.stderr and "Traceback" not in stale.stderr
     tuned = json.loads((tmp_path / "results" / "decoder.json").read_text())
     assert (tuned["beam_size"], tuned["beam_threshold"], tuned["beam_size_token"]) == (64, 12.0, 8)
     assert Path(tuned["lm"]).resolve() == (tmp_path / "bsil6.arpa").resolve()

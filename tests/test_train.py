@@ -577,24 +577,28 @@ def test_kept_epochs_average_to_the_mean_of_their_weights(tiny_data, tmp_path):
     for k, t in soup["model"].items():
         assert torch.allclose(t, 0.75 * e2["model"][k] + 0.25 * e3["model"][k], atol=1e-7), k
     assert soup["averaged_weights"] == [0.75, 0.25] and "averaged_weights" not in avg
-    for bad in ("1", "1,-1", "0,0", "1,nan"):
+    assert "best_cer" not in soup and "history" not in soup  # the first checkpoint's record is not the mean's
+    for bad in ("1", "1,-1", "0,1", "1,nan", "1,inf", "1e308,1e308"):
         r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "average", *(str(tmp_path / "run" / k) for k in kept),
                             "--weights", bad, "--out", str(tmp_path / "bad.pt")], capture_output=True, text=True)
         assert r.returncode != 0 and "weight" in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)
         assert not (tmp_path / "bad.pt").exists()
-    # a run warm-started from one of the checkpoints (another seed) may join a soup without a warning;
-    # a run of another seed from the same random start is warned about
-    child = tiny_train_config(tiny_data, 1, **{**over, "keep_epochs": 1}, seed=5, init_from=str(tmp_path / "run" / kept[1]))
-    train(child, tmp_path / "child", progress=False)
+    # runs warm-started from one of the checkpoints (other seeds) may join a soup without a warning, in any
+    # order, and so may two of them without it (siblings); a run of another seed from a random start is warned about
+    for seed in (5, 6):
+        child = tiny_train_config(tiny_data, 1, **{**over, "keep_epochs": 1}, seed=seed,
+                                  init_from=str(tmp_path / "run" / kept[1]))
+        train(child, tmp_path / f"child{seed}", progress=False)
     stranger = tiny_train_config(tiny_data, 1, **over, seed=5)
     train(stranger, tmp_path / "stranger", progress=False)
+    parent, child5, child6 = tmp_path / "run" / kept[1], tmp_path / "child5" / "epoch-1.pt", tmp_path / "child6" / "epoch-1.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        checkpoint.average_checkpoints([tmp_path / "run" / kept[1], tmp_path / "child" / "epoch-1.pt"],
-                                       tmp_path / "family.pt", [3, 1])
-    with pytest.warns(UserWarning, match="another seed or starting point"):
-        checkpoint.average_checkpoints([tmp_path / "run" / kept[1], tmp_path / "stranger" / "epoch-1.pt"],
-                                       tmp_path / "strangers.pt")
+        for family in ([parent, child5], [child5, parent], [child5, child6], [parent, child5, child6]):
+            checkpoint.average_checkpoints(family, tmp_path / "family.pt", [3] + [1] * (len(family) - 1))
+    with pytest.warns(UserWarning, match="another seed or starting point") as caught:
+        checkpoint.average_checkpoints([parent, child5, tmp_path / "stranger" / "epoch-1.pt"], tmp_path / "strangers.pt")
+    assert len(caught) == 1 and "stranger" in str(caught[0].message) and "child5" not in str(caught[0].message)
     other = Network(ModelConfig(num_classes=e3["model_config"]["num_classes"], hidden=4, layers=1))
     checkpoint.save(tmp_path / "other.pt", other, Alphabet(e3["alphabet"]), FeatureConfig())
     r = subprocess.run([sys.executable, "-m", "hwr.cli", "model", "average", str(tmp_path / "run" / kept[0]),
