@@ -53,6 +53,7 @@ SOUP_WEIGHTS = "3,1,1"  # int8's best.pt, then each cycle's last epoch
 # and word bonus found for q8 and the shipped LM with hwr tune-lm (MODEL_CARD.md): the int8 stage picks its best epoch with them, and the
 # tune stage starts from them and re-chooses weight and bonus for the model it gets
 POINTER = {"augment": {"pointer": 0.3}}  # mouse- and finger-like input on 30% of the lines (no flag for it)
+INT8 = {**POINTER, "model": {"lstm_int8": True}}  # and the LSTMs on onnxruntime's int8 grid: the int8 and soup stages
 DECODER = {"kind": "beam", "beam_size": 64, "beam_threshold": 12.0, "beam_size_token": 8, "blank_skip": 0.999,
            "lm_weight": 1.3, "word_bonus": 1.5}
 
@@ -147,13 +148,14 @@ def main() -> None:
         # absolute: a decoder.json's relative LM path is read from the json's own folder
         base_decoder.write_text(json.dumps({**DECODER, "lm": str(lm.resolve())}, indent=2) + "\n")
     int8 = work / "runs" / "int8"
+    int8_config = work / "int8.json"
+    if {"int8", "soup"} & set(stages):
+        int8_config.write_text(json.dumps(INT8))
     if "int8" in stages:
         if (int8 / "last.pt").exists():
             hwr("train", "--resume", int8)
         else:
-            config = work / "int8.json"
-            config.write_text(json.dumps({**POINTER, "model": {"lstm_int8": True}}))
-            hwr("train", *data(), "--config", config, "--init-from", model, "--out", int8, "--lr", INT8_LR, "--seed", INT8_SEED,
+            hwr("train", *data(), "--config", int8_config, "--init-from", model, "--out", int8, "--lr", INT8_LR, "--seed", INT8_SEED,
                 "--epochs", INT8_EPOCHS, "--restart-epochs", INT8_EPOCHS, "--keep-epochs", ANNEAL_KEPT,
                 "--patience", "20", "--select-decoder", base_decoder)
         hwr("plot", int8, "--out", results / "int8-curves.png")
@@ -164,19 +166,17 @@ def main() -> None:
         start = int8 / "best.pt"
         if not start.exists():
             sys.exit(f"the soup stage starts from the int8 stage's best.pt: run --stage int8 first ({int8})")
-        ends = []
+        started, ends = digest(start), []
         for name, lr, seed, share in SOUP_CYCLES:
             cycle = work / "runs" / name
             origin = cycle.with_suffix(".start")  # the digest of the best.pt the cycle started from
             if (cycle / "last.pt").exists():  # continues a stopped cycle; a finished one returns at once
-                if origin.exists() and origin.read_text().strip() != digest(start):
+                if origin.exists() and origin.read_text().strip() != started:
                     sys.exit(f"{cycle} started from an older {start}: remove {cycle} and run --stage soup again")
                 hwr("train", "--resume", cycle)
             else:
-                origin.write_text(digest(start) + "\n")
-                config = work / "int8.json"
-                config.write_text(json.dumps({**POINTER, "model": {"lstm_int8": True}}))
-                hwr("train", *data(share), "--config", config, "--init-from", start, "--out", cycle,
+                origin.write_text(started + "\n")
+                hwr("train", *data(share), "--config", int8_config, "--init-from", start, "--out", cycle,
                     "--lr", lr, "--seed", seed, "--epochs", INT8_EPOCHS, "--restart-epochs", INT8_EPOCHS,
                     "--keep-epochs", ANNEAL_KEPT, "--patience", "20")
             ends.append(cycle / f"epoch-{INT8_EPOCHS}.pt")
