@@ -6,6 +6,7 @@ from pathlib import Path
 import subprocess
 import sys
 
+import editdistance
 import pytest
 from conftest import synthetic_line, tiny_texts
 
@@ -66,6 +67,27 @@ def test_evaluate_json_report_and_per_writer(tiny_model, tiny_data, tmp_path):
         pair = (tmp_path / "empty.jsonl", tmp_path / "rows.jsonl") if name == "empty" else (tmp_path / "rows.jsonl", tmp_path / f"{name}.jsonl")
         out = subprocess.run([*cmp, *pair], capture_output=True, text=True)
         assert out.returncode == 1 and why in out.stderr and "Traceback" not in out.stderr, (name, out.stderr)
+
+
+def test_compare_reports_counts_the_errors_that_changed(tmp_path):
+    """`compare_reports.py --confusions`: each error class and confusion counted from the lines' alignments."""
+    lines = [("a1", "to be, or not", "to be, or not", "tobe or nol"),  # B: a space and a comma dropped, t -> l
+             ("a2", "the end.", "the  end.", "the end,")]              # A: a space inserted; B: '.' misread as ','
+    for name, k in (("a", 2), ("b", 3)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(
+            json.dumps({"id": i, "reference": ref, "hypothesis": row[k - 2], "characters": len(ref),
+                        "edits": editdistance.eval(ref, row[k - 2])}) + "\n"
+            for i, ref, *row in lines))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_reports.py"
+    out = subprocess.run([sys.executable, script, tmp_path / "a.jsonl", tmp_path / "b.jsonl", "--confusions", "10",
+                          "--draws", "10"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    table = {row.split("|")[1].strip(): row.split("|")[2:4] for row in out.stdout.splitlines() if row.startswith("| ")}
+    counts = {k: tuple(int(x) for x in v) for k, v in table.items() if all(x.strip().isdigit() for x in v)}
+    assert counts["spaces dropped"] == (0, 1) and counts["spaces inserted"] == (1, 0)
+    assert counts["punctuation dropped"] == (0, 1) and counts["punctuation misread"] == (0, 1)
+    assert counts["other characters"] == (0, 1) and counts["all"] == (1, 4)
+    assert counts["' ' -> (none)"] == (0, 1) and counts["(none) -> ' '"] == (1, 0)
 
 
 def test_lm_learns_from_a_stores_training_labels_never_from_its_held_out_ones(tiny_data, tmp_path):
