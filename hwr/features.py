@@ -5,7 +5,8 @@ model sees the same thing everywhere. The pipeline, and why:
 
 1. Normalise: translate to the line's left edge and vertical centre, scale by a robust
    writing height (the 10-90% spread of y weighted by arc length), so a tablet's resolution,
-   a capital or a descender does not change the scale much.
+   a capital or a descender does not change the scale much. Then i-dots and t-crosses written
+   after the line go back beside their letters (strokeorder.py).
 2. (training only) augment in that normalised space: random affine, point dropout, jitter.
 3. Resample each stroke along its arc length at `step` writing heights: writing speed and the
    device's sampling rate vanish, which is what makes mouse input (coarse, odd timing) look
@@ -25,6 +26,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .ink import Ink, InkError
+from .strokeorder import late_mark_order, marks_last
 
 FEATURE_VERSION = 2  # 2: the flat-ink fallback no longer fires on long lines
 
@@ -34,6 +36,7 @@ class FeatureConfig:
     step: float = 0.1          # resampling step, in writing heights
     use_y: bool = True         # append y relative to the line centre as a 4th feature
     clip: float = 10.0         # |dx|, |dy|, |y| are clipped to this many writing heights
+    late_marks: bool = True    # dots and crosses written after the line go back to their letters (strokeorder.py)
 
     def __post_init__(self) -> None:
         if not 0.005 <= self.step <= 1.0:
@@ -59,6 +62,7 @@ class AugmentConfig:
     dropout: float = 0.1       # fraction of original points dropped (at most)
     step_jitter: float = 0.15  # resampling step in step * (1 +- step_jitter)
     pointer: float = 0.0       # share of lines turned into mouse- or finger-like input (`_pointer_like`)
+    late: float = 0.0          # share of lines whose dots and crosses above the middle come after the line (strokeorder.py)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -192,6 +196,13 @@ def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: Augment
     xy -= (xy[:, 0].min(), centre)
     xy /= height
     index = np.arange(len(xy))
+    strokes = np.arange(len(lengths))  # `index` and `strokes` keep each point's and stroke's place in the ink
+    if augment is not None and augment.enabled and augment.late:
+        rng = rng or np.random.default_rng()
+        if rng.random() < augment.late:  # written as people who dot and cross when the line is done
+            xy, index, lengths, strokes = _reorder(xy, index, lengths, strokes, marks_last(xy, lengths, 1.0, rng))
+    if cfg.late_marks:
+        xy, index, lengths, strokes = _reorder(xy, index, lengths, strokes, late_mark_order(xy, lengths))
     step = cfg.step
     if augment is not None and augment.enabled:
         rng = rng or np.random.default_rng()
@@ -209,7 +220,7 @@ def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: Augment
     if cfg.use_y:
         values[:, 3] = rs_xy[:, 1]
     np.clip(values, -cfg.clip, cfg.clip, out=values)
-    return Features(values.astype(np.float32), index[rs_src], rs_stroke)
+    return Features(values.astype(np.float32), index[rs_src], strokes[rs_stroke])
 
 
 def _resample(xy: np.ndarray, lengths: np.ndarray, step: float, bounded: bool = False):
@@ -292,6 +303,16 @@ def _random_affine(xy: np.ndarray, a: AugmentConfig, rng: np.random.Generator) -
     c, s = np.cos(th), np.sin(th)
     m = np.array([[c, -s], [s, c]]) @ np.array([[1.0, sh], [0.0, 1.0]]) @ np.diag([sx, sy])
     return xy @ m.T
+
+
+def _reorder(xy, index, lengths, strokes, order):
+    """The points, their source indices, the stroke lengths and stroke ids in stroke order `order`
+    (None: as they are)."""
+    if order is None:
+        return xy, index, lengths, strokes
+    starts = np.cumsum(lengths) - lengths
+    points = np.concatenate([np.arange(starts[k], starts[k] + lengths[k]) for k in order.tolist()])
+    return xy[points], index[points], lengths[order], strokes[order]
 
 
 def _drop_points(xy, index, lengths, frac, rng):

@@ -4,9 +4,14 @@
 
 What the browser canvas gives differs from a tablet: no useful time, pixel-quantised
 coordinates at the mouse's event rate (points 1-3 px apart), writing scaled to a ~220 px tall
-board, and a hand that wobbles. This takes IAM-OnDB testset_f lines (never trained or tuned
-on) and applies exactly that: time and pressure stripped, rescaled so the writing is 40-70 px
-high, resampled to the mouse's spacing (1-3 px), rounded to whole pixels, jittered by half a pixel.
+board. This takes IAM-OnDB testset_f lines (never trained or tuned on) and applies that: time and
+pressure stripped, rescaled so the writing is 40-70 px high, resampled to the mouse's spacing
+(1-3 px), rounded to whole pixels, jittered by half a pixel (independently per point).
+
+What it does not imitate: the slow wobble of a hand on a mouse, a finger's few thick points, a
+sampling rate that follows the hand's speed. `--late SHARE` also moves that share of each line's
+dots and crosses (`late_marks`) to the end of the line, as people who dot their i's and cross their
+t's after the words do; the shipped canvas-like set is made without it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,16 @@ import numpy as np
 from hwr.features import writing_height
 from hwr.ink import Ink, Stroke
 from hwr.store import Sample, Store, StoreWriter
+from hwr.strokeorder import marks_last
+
+
+def late_marks(ink: Ink, share: float, rng: np.random.Generator) -> Ink:
+    """The ink with `share` of its i-dots and t-crosses (`hwr.strokeorder.marks`: small strokes above the
+    line's middle; commas and full stops sit low and stay) written after the rest of the line."""
+    pts = ink.points()
+    height, centre = writing_height(pts[:, :2], ink.stroke_lengths())
+    order = marks_last((pts[:, :2] - (pts[:, 0].min(), centre)) / height, ink.stroke_lengths(), share, rng)
+    return ink if order is None else Ink([ink.strokes[k] for k in order.tolist()], ink.text)
 
 
 def canvasify(ink: Ink, rng: np.random.Generator) -> Ink:
@@ -50,13 +65,23 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--lines", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", default="testset_f", help="IAM-OnDB split the lines come from (default: testset_f, "
+                    "the reported set; testset_v to tune on)")
+    ap.add_argument("--late", type=float, default=0.0, metavar="SHARE",
+                    help="share of each line's small strokes written after the line (default 0: the order written)")
     a = ap.parse_args()
+    if not 0 <= a.late <= 1:
+        ap.error("--late must be a share between 0 and 1")
     rng = np.random.default_rng(a.seed)
     with Store(a.iam) as s:
-        idx = s.indices("testset_f")
+        idx = s.indices(a.split)
         pick = np.sort(rng.choice(idx, size=min(a.lines, len(idx)), replace=False))
-        samples = [Sample(canvasify(s.ink(int(i)), rng), id=s.meta["id"][i], split="canvas_f", source="canvas-like")
-                   for i in pick]
+        inks = [s.ink(int(i)) for i in pick]
+        if a.late:  # its own generator: the canvas distortions stay those of the set without late marks
+            late_rng = np.random.default_rng(a.seed + 1)
+            inks = [late_marks(ink, a.late, late_rng) for ink in inks]
+        samples = [Sample(canvasify(ink, rng), id=s.meta["id"][i], split="canvas_f" if a.split == "testset_f" else f"canvas_{a.split}", source="canvas-like")
+                   for ink, i in zip(inks, pick)]
     with StoreWriter(a.out, created_by="scripts/make_canvas_set.py") as w:
         w.add(samples)
     print(f"wrote {len(samples)} canvas-like lines to {a.out}")
