@@ -24,7 +24,8 @@ from .features import Features
 class CharSpan:
     char: str
     frame: int           # emission frame
-    point_start: int     # original points [point_start, point_end) in Ink.points() order
+    point_start: int     # original points [point_start, point_end) in Ink.points() order: the hull of its
+                         # strokes' points (a late i-dot moved back to its letter stretches it to the dot)
     point_end: int
     strokes: list[int]   # strokes with ink in that range (a space usually has none)
 

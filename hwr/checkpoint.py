@@ -88,6 +88,10 @@ def migrate(state: dict, path: Path, any_features: bool = False) -> dict:
     if state.get("feature_version") != FEATURE_VERSION and not any_features:
         raise CheckpointError(f"{path}: made with feature version {state.get('feature_version')}, this hwr "
                               f"computes version {FEATURE_VERSION}; retrain or use a matching hwr")
+    if isinstance(state.get("feature_config"), dict):
+        # before 2026-12-06 no checkpoint said; late dots and crosses go back to their letters for every model
+        # (it changes nothing on ink written in order: MODEL_CARD.md, "Stroke order")
+        state["feature_config"].setdefault("late_marks", True)
     return state
 
 

@@ -5,8 +5,9 @@ model sees the same thing everywhere. The pipeline, and why:
 
 1. Normalise: translate to the line's left edge and vertical centre, scale by a robust
    writing height (the 10-90% spread of y weighted by arc length), so a tablet's resolution,
-   a capital or a descender does not change the scale much. Then i-dots and t-crosses written
-   after the line go back beside their letters (strokeorder.py).
+   a capital or a descender does not change the scale much. y grows downward, in every importer
+   and on the canvas. Then i-dots and t-crosses written after the line go back beside their
+   letters (strokeorder.py; in training, `AugmentConfig.late` first writes some lines' marks last).
 2. (training only) augment in that normalised space: random affine, point dropout, jitter.
 3. Resample each stroke along its arc length at `step` writing heights: writing speed and the
    device's sampling rate vanish, which is what makes mouse input (coarse, odd timing) look
@@ -64,6 +65,10 @@ class AugmentConfig:
     pointer: float = 0.0       # share of lines turned into mouse- or finger-like input (`_pointer_like`)
     late: float = 0.0          # share of lines whose dots and crosses above the middle come after the line (strokeorder.py)
 
+    def __post_init__(self) -> None:
+        if not (0 <= self.pointer <= 1 and 0 <= self.late <= 1):
+            raise ConfigError("augment pointer and late are shares of the lines: between 0 and 1")
+
     def as_dict(self) -> dict:
         return asdict(self)
 
@@ -72,7 +77,7 @@ class AugmentConfig:
 class Features:
     values: np.ndarray        # float32 (T, F)
     source_index: np.ndarray  # int64 (T,): nearest original point, in Ink.points() order
-    stroke_index: np.ndarray  # int64 (T,)
+    stroke_index: np.ndarray  # int64 (T,): its stroke in Ink.strokes (not ascending where late marks moved)
 
 
 def _segment_lengths(xy: np.ndarray) -> np.ndarray:
@@ -192,27 +197,25 @@ def ink_features(ink: Ink, config: FeatureConfig | None = None, augment: Augment
     xy = pts[:, :2].astype(np.float64)  # a copy, normalised in place below
     if not np.isfinite(xy).all():
         raise InkError("ink has non-finite coordinates")
-    height, centre = writing_height(xy, lengths)
-    xy -= (xy[:, 0].min(), centre)
-    xy /= height
+    xy = normalise(xy, lengths)
     index = np.arange(len(xy))
     strokes = np.arange(len(lengths))  # `index` and `strokes` keep each point's and stroke's place in the ink
-    if augment is not None and augment.enabled and augment.late:
+    augment = augment if augment is not None and augment.enabled else None
+    if augment is not None:
         rng = rng or np.random.default_rng()
-        if rng.random() < augment.late:  # written as people who dot and cross when the line is done
+        if augment.late and rng.random() < augment.late:  # as people who dot and cross when the line is done
             xy, index, lengths, strokes = _reorder(xy, index, lengths, strokes, marks_last(xy, lengths, 1.0, rng))
     if cfg.late_marks:
         xy, index, lengths, strokes = _reorder(xy, index, lengths, strokes, late_mark_order(xy, lengths))
     step = cfg.step
-    if augment is not None and augment.enabled:
-        rng = rng or np.random.default_rng()
+    if augment is not None:
         if augment.pointer and rng.random() < augment.pointer:
             xy, index, lengths = _pointer_like(xy, index, lengths, rng)
         xy, index, lengths = _drop_points(xy, index, lengths, rng.uniform(0, augment.dropout), rng)
         xy = _random_affine(xy, augment, rng)
         step = step * rng.uniform(1 - augment.step_jitter, 1 + augment.step_jitter)
     rs_xy, rs_src, rs_stroke, first = _resample(xy, lengths, step, bounded)
-    if augment is not None and augment.enabled and augment.jitter > 0:
+    if augment is not None and augment.jitter > 0:
         rs_xy = rs_xy + rng.normal(0, augment.jitter, rs_xy.shape)
     values = np.zeros((len(rs_xy), cfg.size))  # T, F
     values[1:, :2] = rs_xy[1:] - rs_xy[:-1]  # dx, dy: movement since the previous point (none at the start)
@@ -305,14 +308,24 @@ def _random_affine(xy: np.ndarray, a: AugmentConfig, rng: np.random.Generator) -
     return xy @ m.T
 
 
+def normalise(xy: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The points in writing heights: x from the line's left edge, y from its centre (in place; returned)."""
+    height, centre = writing_height(xy, lengths)
+    xy -= (xy[:, 0].min(), centre)
+    xy /= height
+    return xy
+
+
 def _reorder(xy, index, lengths, strokes, order):
     """The points, their source indices, the stroke lengths and stroke ids in stroke order `order`
     (None: as they are)."""
     if order is None:
         return xy, index, lengths, strokes
-    starts = np.cumsum(lengths) - lengths
-    points = np.concatenate([np.arange(starts[k], starts[k] + lengths[k]) for k in order.tolist()])
-    return xy[points], index[points], lengths[order], strokes[order]
+    new_lengths = lengths[order]
+    starts = (np.cumsum(lengths) - lengths)[order]
+    # point j of the reordered line is point (j - its stroke's new start) of that stroke's old place
+    points = np.arange(new_lengths.sum()) + np.repeat(starts - (np.cumsum(new_lengths) - new_lengths), new_lengths)
+    return xy[points], index[points], new_lengths, strokes[order]
 
 
 def _drop_points(xy, index, lengths, frac, rng):

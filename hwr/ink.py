@@ -3,7 +3,8 @@
 An `Ink` is what every part of hwr passes around: importers produce it, the store keeps it,
 features consume it, the canvas sends it. A stroke's points are one float64 array of shape
 (n, 4) with channels x, y, t (milliseconds) and pressure; a missing channel is NaN, so one
-layout serves tablets with pressure and mice without timing.
+layout serves tablets with pressure and mice without timing. y grows downward, as on a screen
+(importers turn an upward y round): the features tell an i-dot from a comma by it.
 """
 
 from __future__ import annotations

@@ -24,9 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hwr.evaluate import confusions  # noqa: E402
-
+ROOT = Path(__file__).resolve().parents[1]
 PUNCTUATION = set(string.punctuation)
 
 
@@ -48,6 +46,9 @@ def read_report(path: Path) -> dict[str, dict]:
 def error_table(rows) -> tuple[Counter, Counter]:
     """(error classes, (reference, output) character pairs) over the lines' optimal alignments;
     "" in a pair is a missing character."""
+    sys.path.insert(0, str(ROOT))
+    from hwr.evaluate import confusions  # here: it loads torch, which the bootstrap alone does not need
+
     classes, pairs = Counter(), Counter()
     for r in rows:
         for ref, out in confusions(r["reference"], r["hypothesis"]):

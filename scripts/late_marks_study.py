@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     a.work.mkdir(parents=True, exist_ok=True)
     sets = [(f"{a.split}, as written", a.iam, a.split)]
     for late, name in ((0, "canvas-like"), (1, "canvas-like, every dot and cross after the line")):
-        store = a.work / f"canvas-{a.split}-late{late}.h5"
+        store = a.work / f"canvas-{a.split}-{a.lines}-late{late}.h5"
         if not store.exists():
             subprocess.run([sys.executable, str(ROOT / "scripts" / "make_canvas_set.py"), "--iam", str(a.iam),
                             "--split", a.split, "--lines", str(a.lines), "--late", str(late), "--out", str(store)],

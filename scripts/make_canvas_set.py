@@ -1,4 +1,5 @@
-"""Build a canvas-like evaluation set: held-out tablet inks made to look like mouse input.
+"""Build a canvas-like evaluation set: held-out tablet inks made to look like mouse input (testset_f lines,
+or `--split testset_v` to tune on).
 
     python scripts/make_canvas_set.py --iam WORK/iam-ondb.h5 --out WORK/canvas-like.h5
 
@@ -20,19 +21,19 @@ import argparse
 
 import numpy as np
 
-from hwr.features import writing_height
+from hwr.features import normalise, writing_height
 from hwr.ink import Ink, Stroke
 from hwr.store import Sample, Store, StoreWriter
 from hwr.strokeorder import marks_last
 
 
-def late_marks(ink: Ink, share: float, rng: np.random.Generator) -> Ink:
-    """The ink with `share` of its i-dots and t-crosses (`hwr.strokeorder.marks`: small strokes above the
-    line's middle; commas and full stops sit low and stay) written after the rest of the line."""
-    pts = ink.points()
-    height, centre = writing_height(pts[:, :2], ink.stroke_lengths())
-    order = marks_last((pts[:, :2] - (pts[:, 0].min(), centre)) / height, ink.stroke_lengths(), share, rng)
-    return ink if order is None else Ink([ink.strokes[k] for k in order.tolist()], ink.text)
+def late_marks(ink: Ink, canvas: Ink, share: float, rng: np.random.Generator) -> Ink:
+    """`canvas` (the canvas-like copy of `ink`, stroke for stroke) with `share` of the i-dots and t-crosses
+    found in `ink` (`hwr.strokeorder.marks`: small strokes above the line's middle; commas and full stops
+    sit low and stay) written after the rest of the line. The strokes are the same ones, so the two sets
+    differ by the order alone."""
+    order = marks_last(normalise(ink.points()[:, :2].copy(), ink.stroke_lengths()), ink.stroke_lengths(), share, rng)
+    return canvas if order is None else Ink([canvas.strokes[k] for k in order.tolist()], canvas.text)
 
 
 def canvasify(ink: Ink, rng: np.random.Generator) -> Ink:
@@ -68,7 +69,7 @@ def main() -> None:
     ap.add_argument("--split", default="testset_f", help="IAM-OnDB split the lines come from (default: testset_f, "
                     "the reported set; testset_v to tune on)")
     ap.add_argument("--late", type=float, default=0.0, metavar="SHARE",
-                    help="share of each line's small strokes written after the line (default 0: the order written)")
+                    help="share of each line's i-dots and t-crosses written after the line (default 0: the order written)")
     a = ap.parse_args()
     if not 0 <= a.late <= 1:
         ap.error("--late must be a share between 0 and 1")
@@ -77,11 +78,12 @@ def main() -> None:
         idx = s.indices(a.split)
         pick = np.sort(rng.choice(idx, size=min(a.lines, len(idx)), replace=False))
         inks = [s.ink(int(i)) for i in pick]
-        if a.late:  # its own generator: the canvas distortions stay those of the set without late marks
+        canvas = [canvasify(ink, rng) for ink in inks]
+        if a.late:  # its own generator, after canvasify: the set without late marks is the same stroke for stroke
             late_rng = np.random.default_rng(a.seed + 1)
-            inks = [late_marks(ink, a.late, late_rng) for ink in inks]
-        samples = [Sample(canvasify(ink, rng), id=s.meta["id"][i], split="canvas_f" if a.split == "testset_f" else f"canvas_{a.split}", source="canvas-like")
-                   for ink, i in zip(inks, pick)]
+            canvas = [late_marks(ink, c, a.late, late_rng) for ink, c in zip(inks, canvas)]
+        split = "canvas_f" if a.split == "testset_f" else f"canvas_{a.split}"
+        samples = [Sample(c, id=s.meta["id"][i], split=split, source="canvas-like") for c, i in zip(canvas, pick)]
     with StoreWriter(a.out, created_by="scripts/make_canvas_set.py") as w:
         w.add(samples)
     print(f"wrote {len(samples)} canvas-like lines to {a.out}")

@@ -158,6 +158,15 @@ def test_inkml_default_channels_and_annotation_label():
     assert ink.text == "ok" and ink.points()[:, :2].tolist() == [[1, 2], [3, 4]]
 
 
+def test_inkml_channel_orientation_makes_y_grow_downward():
+    """InkML's Y grows downward unless its channel says `orientation="-ve"`; hwr's features expect downward
+    (dots and crosses are found above the line), so an upward Y is negated on import."""
+    doc = '<ink><traceFormat><channel name="X"/><channel name="Y" orientation="{}"/></traceFormat><trace>1 2, 3 -4</trace></ink>'
+    down, _ = parse_inkml(doc.format("+ve"))[0]
+    up, _ = parse_inkml(doc.format("-ve"))[0]
+    assert down.points()[:, :2].tolist() == [[1, 2], [3, -4]] and up.points()[:, :2].tolist() == [[1, -2], [3, 4]]
+
+
 BOMB = """<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
 <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>

@@ -1,6 +1,9 @@
 """i-dots and t-crosses written after the line go back beside their letters (hwr/strokeorder.py)."""
 
 import numpy as np
+import pytest
+
+from hwr.errors import ConfigError
 
 from hwr.features import AugmentConfig, FeatureConfig, ink_features, writing_height
 from hwr.ink import Ink, Stroke
@@ -102,9 +105,45 @@ def test_training_can_write_the_marks_late_and_the_recognizer_sees_them_as_it_wo
 
 
 def test_a_page_of_dots_is_left_as_written():
-    line = [stroke(np.linspace(0, 60, 61), np.arange(61) % 2)]  # one long zigzag
+    line = [stroke([x, x + 0.5, x + 1], [1, 0, 1]) for x in np.arange(0, 60, 1.5)]  # 40 short letters
     dots = [stroke([x, x + 0.01], [-1.5, -1.5]) for x in np.linspace(0, 50, MAX_LATE + 1)]
     xy, lengths = normalised(Ink(line + dots, "x"))
     assert late_mark_order(xy, lengths) is None
     xy, lengths = normalised(Ink(line + dots[:MAX_LATE], "x"))
     assert late_mark_order(xy, lengths) is not None
+
+
+def test_a_mark_already_after_its_letter_or_between_two_letters():
+    long_word = stroke(np.linspace(0, 40, 81), np.arange(81) % 2)
+    dot = stroke([2.0, 2.02], [-0.7, -0.7])  # far left of the ink before it, but over the stroke just written
+    assert late_mark_order(*normalised(Ink([long_word, dot], "x"))) is None
+    # two strokes under the dot (a word, then a correction over it): the last written is its letter
+    words = [stroke(x0 + np.linspace(0, 3, 7), np.arange(7) % 2) for x0 in (0.0, 4.0, 8.0)]
+    fix = stroke([1.5, 2.5], [0.5, 0.5])
+    tail = stroke(np.linspace(12, 30, 37), np.arange(37) % 2)
+    ink = Ink([words[0], words[1], fix, words[2], tail, stroke([2.0, 2.02], [-0.7, -0.7])], "x")
+    assert late_mark_order(*normalised(ink)).tolist() == [0, 1, 2, 5, 3, 4]
+
+
+def test_odd_lines_give_an_order_or_none_never_an_error():
+    dots = Ink([stroke([x, x], [0, 0]) for x in (10.0, 0.0, 5.0)], "x")          # marks only
+    one = Ink([stroke([0, 1, 2], [0, 1, 0])], "x")                                  # one stroke
+    points = Ink([stroke([x], [x % 2]) for x in np.arange(30.0)], "x")             # one-point strokes
+    for ink in (dots, one, points):
+        order = late_mark_order(*normalised(ink))
+        assert order is None or sorted(order.tolist()) == list(range(len(ink.strokes)))
+        f = ink_features(ink)
+        assert len(f.values) and f.stroke_index.max() < len(ink.strokes)
+
+
+def test_every_feature_point_names_its_own_point_and_stroke_under_augmentation():
+    ink, mark = written_line()
+    late, _ = marks_after(ink, mark)
+    owner = np.repeat(np.arange(len(late.strokes)), late.stroke_lengths())
+    for seed in range(10):
+        for augment in (AugmentConfig(late=0.5), AugmentConfig(late=1.0, pointer=1.0, dropout=0.3)):
+            f = ink_features(late, augment=augment, rng=np.random.default_rng(seed))
+            assert (owner[f.source_index] == f.stroke_index).all()
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match="between 0 and 1"):
+            AugmentConfig(late=bad)

@@ -1,6 +1,7 @@
 """W3C InkML importer (and the parser the exporter's round trip relies on).
 
-Supports `<traceFormat>` channels (X, Y, T, F; others read and dropped; X Y when absent),
+Supports `<traceFormat>` channels (X, Y, T, F; others read and dropped; X Y when absent; an X or Y
+channel with `orientation="-ve"` is negated, so y grows downward as hwr's features expect, InkML's own default),
 `<trace>` text in the spec's value syntax (explicit numbers, `'` first differences and `"`
 second differences, `!` explicit, `?`/`*` unknown and repeat are not used by writers we know
 of and are rejected), `<traceGroup>` nesting and `<traceView traceDataRef="#id">` references
@@ -227,12 +228,13 @@ def parse_inkml(data: bytes | str, groups: bool = False) -> list[tuple[Ink, dict
     if _local(root.tag) != "ink":
         raise InkMLError("root element is not <ink>")
     elements = list(root.iter())  # document order, without recursion (nesting may be deep)
-    channels = ["X", "Y"]
+    channels, flip = ["X", "Y"], set()
     for el in elements:
         if _local(el.tag) == "traceformat":
-            chans = [(c.get("name") or "").upper() for c in el if _local(c.tag) == "channel"]
-            if chans:
-                channels = chans
+            defs = [c for c in el if _local(c.tag) == "channel"]
+            if defs:
+                channels = [(c.get("name") or "").upper() for c in defs]
+                flip = {n for n, c in zip(channels, defs) if n in ("X", "Y") and (c.get("orientation") or "").strip() == "-ve"}
             break
     if "X" not in channels or "Y" not in channels:
         raise InkMLError(f"the traceFormat has no X and Y channels (it has {', '.join(channels)[:60]})")
@@ -244,7 +246,7 @@ def parse_inkml(data: bytes | str, groups: bool = False) -> list[tuple[Ink, dict
         if tid and tag in ("trace", "tracegroup", "traceview"):
             by_id.setdefault(tid, el)
         if tag == "trace" and (el.get("type") or "").lower() != "penup":
-            strokes[el] = _parse_trace(el.text or "", channels)
+            strokes[el] = _parse_trace(el.text or "", channels, flip)
     meta = {}
     writer = _writer(elements)
     if writer:
@@ -372,9 +374,10 @@ def _view_strokes(view, strokes: dict, by_id: dict, budget: list[int], depth: in
     return [Stroke(s.points[a:b], s.pointer_type)]
 
 
-def _parse_trace(text: str, channels: list[str]) -> Stroke:
+def _parse_trace(text: str, channels: list[str], flip: set[str] = frozenset()) -> Stroke:
     """Trace text -> stroke; points are comma-separated, values space-separated, with the
-    spec's prefixes: `!` explicit, `'` first difference, `"` second difference (sticky)."""
+    spec's prefixes: `!` explicit, `'` first difference, `"` second difference (sticky).
+    Channels named in `flip` (X, Y with orientation "-ve") are negated."""
     junk = _JUNK.sub("", _NUM.sub("", text))
     if junk:  # "12px", "NaN", "inf": a value that is not a number refuses the file
         raise InkMLError(f"trace holds {junk[:20]!r}, which is not an InkML value")
@@ -421,6 +424,7 @@ def _parse_trace(text: str, channels: list[str]) -> Stroke:
     for j, name in enumerate(channels):
         col = cols.get(name)
         if col is not None:
+            sign = -1.0 if name in flip else 1.0
             for r, row in zip(pts, rows):
-                r[col] = row[j]
+                r[col] = sign * row[j]
     return Stroke(pts, "")
