@@ -7,6 +7,8 @@ replayed with Chromium's mouse (DevTools pointer events, whole-stroke moves poin
 ink goes through everything a person's does: pointer events, the canvas component, the strokes sent at
 pen-up, `hwr.canvas.ink_from_canvas`, the app's recognizer and decoder. The app's final transcription
 is scored against the label, beside the same lines read straight from the store (the tablet ink).
+With `--late` every i-dot and t-cross (`hwr.strokeorder.marks`) is written after the rest of the line, as
+people who dot and cross when the line is done write; the tablet reading keeps the order written.
 Needs Debian's chromium and the `test` extra (playwright); the app is served as `hwr demo` serves it.
 """
 
@@ -30,8 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 from hwr.cli import streamlit_command, wait_until_serving  # noqa: E402
 from hwr.data import load_split  # noqa: E402
+from hwr.features import normalise  # noqa: E402
+from hwr.ink import Ink  # noqa: E402
 from hwr.metrics import cer, wer  # noqa: E402
 from hwr.recognizer import Recognizer  # noqa: E402
+from hwr.strokeorder import marks_last  # noqa: E402
 
 WRITING_PX = 45.0   # writing height on the board (the line's 10-90% y spread), in CSS pixels
 
@@ -54,12 +59,20 @@ def board_strokes(ink, width: float, height: float) -> list[np.ndarray]:
             for s in ink.strokes]
 
 
+def marks_written_last(ink: Ink) -> Ink:
+    """The line with all its dots and crosses written after everything else."""
+    order = marks_last(normalise(ink.points()[:, :2].copy(), ink.stroke_lengths()), ink.stroke_lengths(), 1.0,
+                       np.random.default_rng(0))
+    return ink if order is None else Ink([ink.strokes[k] for k in order.tolist()], ink.text)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iam", type=Path, required=True)
     ap.add_argument("--split", default="testset_f")
     ap.add_argument("--lines", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--late", action="store_true", help="write every dot and cross after the rest of the line")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -97,7 +110,7 @@ def main(argv=None) -> int:
                                            timeout=30_000)
                 canvas = page.locator("canvas").first
                 box = canvas.bounding_box()
-                strokes = board_strokes(r[1], box["width"], box["height"])
+                strokes = board_strokes(marks_written_last(r[1]) if a.late else r[1], box["width"], box["height"])
                 t0 = time.perf_counter()
                 for n, s in enumerate(strokes):
                     page.mouse.move(box["x"] + s[0, 0], box["y"] + s[0, 1])
@@ -116,7 +129,8 @@ def main(argv=None) -> int:
         server.wait(10)
         log.close()
     refs = [r[2] for r in rows]
-    report = {"split": a.split, "lines": len(rows), "writing_px": WRITING_PX, "decoder": rec.decoder_config.as_dict(),
+    report = {"split": a.split, "lines": len(rows), "late": a.late, "writing_px": WRITING_PX,
+              "decoder": rec.decoder_config.as_dict(),
               "mouse_cer": cer(refs, mouse), "mouse_wer": wer(refs, mouse),
               "tablet_cer": cer(refs, tablet), "tablet_wer": wer(refs, tablet),
               "seconds_per_line_written": float(np.median(seconds)),
