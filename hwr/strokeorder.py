@@ -4,8 +4,8 @@ The network reads a line as one sequence of strokes in the order they were writt
 dot their i's and cross their t's when the line is done, so those marks arrive at its end, far
 from their letters: s1 read canvas-like testset_v lines with every dot and cross moved to the end
 (`scripts/make_canvas_set.py --split testset_v --late 1`) at 13.7 % greedy CER, against 7.1 % in
-the order written, and 9.2 % with the reordering (MODEL_CARD.md, "Stroke order"). IAM-OnDB's writers mostly dot a word as they
-finish it, so the training data has few such lines.
+the order written, and 9.2 % with the reordering (MODEL_CARD.md, "Stroke order"). IAM-OnDB's
+writers mostly dot a word as they finish it, so the training data has few such lines.
 
 So before the features are taken, each *late mark* goes back beside its letter:
 - a mark is a small stroke above the line's middle (its mean y over `HIGH` writing heights above
