@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import string
 import time
 from dataclasses import asdict, dataclass, replace
 
@@ -79,6 +80,27 @@ def edit_ops(ref: str, hyp: str) -> list[tuple[str, int, str]]:
 def confusions(ref: str, hyp: str) -> list[tuple[str, str]]:
     """(reference char, hypothesis char) pairs of one optimal alignment (`edit_ops`); '' marks ins/del."""
     return [("" if op == "ins" else ref[i], h) for op, i, h in edit_ops(ref, hyp)]
+
+
+# the kinds of error the space and punctuation work counts (issue #13), in the order tables show them
+ERROR_KINDS = ("spaces dropped", "spaces inserted", "punctuation dropped", "punctuation inserted",
+               "punctuation misread", "other characters")
+_PUNCTUATION = frozenset(string.punctuation)
+
+
+def error_kind(ref: str, out: str) -> str:
+    """The kind (one of ERROR_KINDS) of one pair from `confusions`: '' is a missing character."""
+    if ref == " " and out == "":
+        return "spaces dropped"
+    if ref == "" and out == " ":
+        return "spaces inserted"
+    if ref in _PUNCTUATION and out == "":
+        return "punctuation dropped"
+    if ref == "" and out in _PUNCTUATION:
+        return "punctuation inserted"
+    if ref in _PUNCTUATION or out in _PUNCTUATION:
+        return "punctuation misread"
+    return "other characters"
 
 
 def evaluate(data: str | os.PathLike, recognizer: Recognizer, split: str | None = None,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import string
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-PUNCTUATION = set(string.punctuation)
 
 
 def read_report(path: Path) -> dict[str, dict]:
@@ -47,24 +45,13 @@ def error_table(rows) -> tuple[Counter, Counter]:
     """(error classes, (reference, output) character pairs) over the lines' optimal alignments;
     "" in a pair is a missing character."""
     sys.path.insert(0, str(ROOT))
-    from hwr.evaluate import confusions  # here: it loads torch, which the bootstrap alone does not need
+    from hwr.evaluate import confusions, error_kind  # here: it loads torch, which the bootstrap alone does not need
 
     classes, pairs = Counter(), Counter()
     for r in rows:
         for ref, out in confusions(r["reference"], r["hypothesis"]):
             pairs[ref, out] += 1
-            if ref == " " and out == "":
-                classes["spaces dropped"] += 1
-            elif ref == "" and out == " ":
-                classes["spaces inserted"] += 1
-            elif ref in PUNCTUATION and out == "":
-                classes["punctuation dropped"] += 1
-            elif ref == "" and out in PUNCTUATION:
-                classes["punctuation inserted"] += 1
-            elif ref in PUNCTUATION or out in PUNCTUATION:
-                classes["punctuation misread"] += 1
-            else:
-                classes["other characters"] += 1
+            classes[error_kind(ref, out)] += 1
     return classes, pairs
 
 
@@ -72,9 +59,10 @@ def print_confusions(rows_a, rows_b, top: int) -> None:
     """A Markdown table of error classes and the `top` most frequent confusions (of A and B together)."""
     (ca, pa), (cb, pb) = error_table(rows_a), error_table(rows_b)
     show = lambda c: repr(c) if c else "(none)"  # noqa: E731
+    from hwr.evaluate import ERROR_KINDS
+
     print("\n| errors | A | B |\n| --- | ---: | ---: |")
-    for k in ("spaces dropped", "spaces inserted", "punctuation dropped", "punctuation inserted",
-              "punctuation misread", "other characters"):
+    for k in ERROR_KINDS:
         print(f"| {k} | {ca[k]} | {cb[k]} |")
     print(f"| all | {sum(ca.values())} | {sum(cb.values())} |")
     print("\n| reference -> output | A | B |\n| --- | ---: | ---: |")

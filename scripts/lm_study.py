@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import string
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -30,14 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 from hwr.data import load_split  # noqa: E402
 from hwr.decode import BeamDecoder, DecoderConfig  # noqa: E402
-from hwr.evaluate import confusions  # noqa: E402
+from hwr.evaluate import confusions, error_kind  # noqa: E402
 from hwr.lm import build_from_files, read_corpus, store_labels  # noqa: E402
 from hwr.metrics import char_edits, word_edits  # noqa: E402
 from hwr.recognizer import Recognizer  # noqa: E402
 
 WEIGHTS = (1.0, 1.3, 1.6)
 BONUSES = (0.0, 0.5, 1.0, 2.0)
-PUNCTUATION = set(string.punctuation)
 HELD_OUT = ("testset_v", "testset_f")  # IAM-OnDB splits never trained on: their lines are kept out of every LM
 
 
@@ -128,13 +126,7 @@ def score(refs, lps, decoder: BeamDecoder) -> dict:
         w += word_edits(ref, hyp)
         nc += len(ref)
         nw += len(ref.split())
-        for a, b in confusions(ref, hyp):
-            if a == " " and b == "":
-                errs["space dropped"] += 1
-            elif a == "" and b == " ":
-                errs["space inserted"] += 1
-            elif a in PUNCTUATION and b == "":
-                errs["punctuation dropped"] += 1
+        errs.update(error_kind(a, b) for a, b in confusions(ref, hyp))
     return {"cer": c / nc, "wer": w / nw, **errs}
 
 
@@ -181,7 +173,7 @@ def main(argv=None) -> int:
             r.update(lm_weight=w, word_bonus=b, ms_per_line=1000 * (time.perf_counter() - t0) / len(refs))
             rows.append(r)
             print(f"{v.name:14s} w {w:3.1f} b {b:3.1f}: CER {r['cer']:.2%} WER {r['wer']:.2%} "
-                  f"spaces -{r.get('space dropped', 0)} +{r.get('space inserted', 0)} "
+                  f"spaces -{r.get('spaces dropped', 0)} +{r.get('spaces inserted', 0)} "
                   f"punct -{r.get('punctuation dropped', 0)} ({r['ms_per_line']:.1f} ms/line)", flush=True)
         best = min(rows, key=lambda r: (r["cer"], r["wer"]))
         size = Path(path).stat().st_size if path else 0
@@ -191,7 +183,7 @@ def main(argv=None) -> int:
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in report["variants"].items():
         print(f"| {name} | {r['what']} | {r['lm_weight']} | {r['word_bonus']} | {r['cer']:.2%} | {r['wer']:.2%} | "
-              f"{r.get('space dropped', 0)} / {r.get('space inserted', 0)} | {r.get('punctuation dropped', 0)} | "
+              f"{r.get('spaces dropped', 0)} / {r.get('spaces inserted', 0)} | {r.get('punctuation dropped', 0)} | "
               f"{r['file_bytes'] / 1e6:.1f} |")
     if a.out:
         a.out.write_text(json.dumps(report, indent=1))
