@@ -19,7 +19,7 @@ So before the features are taken, each *late mark* goes back beside its letter:
 
 `JUMP` was chosen on testset_v: at 5 writing heights 10 of its 1,438 tablet lines have a mark that
 moves, and its CER with the reordering off -> on is greedy 6.45 -> 6.46 %, beam + LM 3.75 -> 3.75 %;
-at 3 the late lines read better (8.71 % against 9.21 % greedy) and tablet lines lose 0.03 points.
+at 3 the late lines read better (8.71 % against 9.21 % greedy) and tablet lines read 6.48 % greedy.
 
 The thresholds are part of what the network is given: changing them changes every model's input,
 so a change needs FEATURE_VERSION raised (features.py) or the models measured again.
@@ -85,8 +85,9 @@ def late_mark_order(xy: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
 
 
 def marks_last(xy: np.ndarray, lengths: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray | None:
-    """A stroke order with `share` of the line's marks written after everything else (training's
-    `AugmentConfig.late`), or None when no mark is drawn."""
+    """A stroke order with each of the line's marks, drawn with probability `share`, written after
+    everything else, or None when none is drawn. Training's `AugmentConfig.late` picks its lines and
+    passes 1.0; `make_canvas_set.py --late` passes its share."""
     moved = marks(xy, lengths) & (rng.random(len(lengths)) < share)
     if not moved.any():
         return None
