@@ -316,6 +316,12 @@ def normalise(xy: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return xy
 
 
+def normalised_points(ink: Ink) -> np.ndarray:
+    """The ink's (x, y) as `ink_features` normalises them (a copy), for code that looks at strokes the way
+    the features do (strokeorder's marks: which strokes are dots and crosses)."""
+    return normalise(ink.points()[:, :2].astype(np.float64), ink.stroke_lengths())
+
+
 def _reorder(xy, index, lengths, strokes, order):
     """The points, their source indices, the stroke lengths and stroke ids in stroke order `order`
     (None: as they are)."""

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from hwr.cli import streamlit_command, wait_until_serving  # noqa: E402
 from hwr.data import load_split  # noqa: E402
-from hwr.features import normalise  # noqa: E402
+from hwr.features import normalised_points  # noqa: E402
 from hwr.ink import Ink  # noqa: E402
 from hwr.metrics import cer, wer  # noqa: E402
 from hwr.recognizer import Recognizer  # noqa: E402
@@ -61,8 +61,7 @@ def board_strokes(ink, width: float, height: float) -> list[np.ndarray]:
 
 def marks_written_last(ink: Ink) -> Ink:
     """The line with all its dots and crosses written after everything else."""
-    order = marks_last(normalise(ink.points()[:, :2].copy(), ink.stroke_lengths()), ink.stroke_lengths(), 1.0,
-                       np.random.default_rng(0))
+    order = marks_last(normalised_points(ink), ink.stroke_lengths(), 1.0, np.random.default_rng(0))
     return ink if order is None else Ink([ink.strokes[k] for k in order.tolist()], ink.text)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # hwr.evaluate is imported only for --confusions: it loads torch
 
 
 def read_report(path: Path) -> dict[str, dict]:
@@ -44,8 +45,7 @@ def read_report(path: Path) -> dict[str, dict]:
 def error_table(rows) -> tuple[Counter, Counter]:
     """(error classes, (reference, output) character pairs) over the lines' optimal alignments;
     "" in a pair is a missing character."""
-    sys.path.insert(0, str(ROOT))
-    from hwr.evaluate import confusions, error_kind  # here: it loads torch, which the bootstrap alone does not need
+    from hwr.evaluate import confusions, error_kind
 
     classes, pairs = Counter(), Counter()
     for r in rows:

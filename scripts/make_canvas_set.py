@@ -21,7 +21,7 @@ import argparse
 
 import numpy as np
 
-from hwr.features import normalise, writing_height
+from hwr.features import normalised_points, writing_height
 from hwr.ink import Ink, Stroke
 from hwr.store import Sample, Store, StoreWriter
 from hwr.strokeorder import marks_last
@@ -32,7 +32,7 @@ def late_marks(ink: Ink, canvas: Ink, share: float, rng: np.random.Generator) ->
     found in `ink` (`hwr.strokeorder.marks`: small strokes above the line's middle; commas and full stops
     sit low and stay) written after the rest of the line. The strokes are the same ones, so the two sets
     differ by the order alone."""
-    order = marks_last(normalise(ink.points()[:, :2].copy(), ink.stroke_lengths()), ink.stroke_lengths(), share, rng)
+    order = marks_last(normalised_points(ink), ink.stroke_lengths(), share, rng)
     return canvas if order is None else Ink([canvas.strokes[k] for k in order.tolist()], canvas.text)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import synthetic_line
-from hwr.features import FeatureConfig, _resample, ink_features, normalise, writing_height
+from hwr.features import FeatureConfig, _resample, ink_features, normalised_points, writing_height
 from hwr.ink import Ink, InkError, Stroke
 from hwr.strokeorder import late_mark_order
 
@@ -112,8 +112,7 @@ def test_ink_features_and_writing_height_unchanged():
     for cfg in (FeatureConfig(**off), FeatureConfig(step=0.05, use_y=False, **off), FeatureConfig(step=0.37, clip=2.0, **off),
                 FeatureConfig()):
         for ink in awkward_inks(seed=0) + awkward_inks(seed=1):
-            if cfg.late_marks and late_mark_order(normalise(ink.points()[:, :2].copy(), ink.stroke_lengths()),
-                                                  ink.stroke_lengths()) is not None:
+            if cfg.late_marks and late_mark_order(normalised_points(ink), ink.stroke_lengths()) is not None:
                 continue
             f = ink_features(ink, cfg)
             values, src, stroke = reference_features(ink, cfg)

@@ -5,7 +5,7 @@ import pytest
 
 from hwr.errors import ConfigError
 
-from hwr.features import AugmentConfig, FeatureConfig, ink_features, writing_height
+from hwr.features import AugmentConfig, FeatureConfig, ink_features, normalised_points
 from hwr.ink import Ink, Stroke
 from hwr.strokeorder import MAX_LATE, late_mark_order, marks
 
@@ -44,9 +44,7 @@ def marks_after(ink: Ink, mark: np.ndarray) -> tuple[Ink, np.ndarray]:
 
 def normalised(ink: Ink):
     """The points as `ink_features` hands them to strokeorder: in writing heights, centred."""
-    pts = ink.points()[:, :2]
-    h, c = writing_height(pts, ink.stroke_lengths())
-    return (pts - (pts[:, 0].min(), c)) / h, ink.stroke_lengths()
+    return normalised_points(ink), ink.stroke_lengths()
 
 
 def test_marks_are_the_dots_and_crosses_not_the_commas_or_letters():
